@@ -1,0 +1,3 @@
+from kinfra.cli.main import main
+
+raise SystemExit(main())

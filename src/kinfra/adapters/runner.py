@@ -1,0 +1,100 @@
+"""The one subprocess wrapper.
+
+Every external command (git, docker, op, tmux...) goes through ``run``. It
+returns the exit code and the captured output; with ``check=True`` a non-zero
+exit raises ``CommandError``, whose text shows the command, the code and the
+tail of its output, so a failure deep in a workflow still says what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kinfra.errors import KinfraError
+
+_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Result:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        """stderr and stdout together, for messages."""
+        return "\n".join(part for part in (self.stderr.strip(), self.stdout.strip()) if part)
+
+
+class CommandError(KinfraError):
+    def __init__(self, result: Result, hint: str | None = None) -> None:
+        self.result = result
+        tail = "\n".join(result.output.splitlines()[-_TAIL_LINES:])
+        message = f"command failed (exit {result.returncode}): {shlex.join(result.args)}"
+        if tail:
+            message += "\n" + tail
+        super().__init__(message, hint)
+
+
+class CommandNotFoundError(KinfraError):
+    def __init__(self, program: str) -> None:
+        super().__init__(f"{program} is not installed (not found on PATH)")
+        self.program = program
+
+
+def run(
+    args: Sequence[str | Path],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    capture: bool = True,
+    input: str | None = None,
+    timeout: float | None = None,
+) -> Result:
+    """Run a command to completion.
+
+    ``env`` is added to the current environment, not a replacement for it.
+    With ``capture=False`` the command shares our stdout/stderr (for logs -f,
+    shells) and the result carries empty output.
+    """
+    argv = tuple(str(a) for a in args)
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            input=input,
+            capture_output=capture,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        if exc.filename in (argv[0], None):
+            raise CommandNotFoundError(argv[0]) from exc
+        raise
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        result = Result(argv, -1, out, err + f"\n(timed out after {timeout}s)")
+        raise CommandError(result) from exc
+    result = Result(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+    if check and not result.ok:
+        raise CommandError(result)
+    return result

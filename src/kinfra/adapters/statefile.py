@@ -1,0 +1,110 @@
+"""Versioned JSON state files: atomic writes, strict reads, an OS file lock.
+
+Used by the registry and the orchestrator's run state. A write goes to a temp
+file in the same folder, is fsynced, then renamed over the target, so a reader
+(or a crash) never sees half a file. A read refuses a file from a newer kinfra
+and reports a corrupt one; it never substitutes an empty state for either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kinfra.errors import LockedError, StateFileError
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not all filesystems allow it.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_json(path: Path, data: Any, mode: int = 0o644) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)
+
+
+def read_versioned_json(path: Path, *, kind: str, current_version: int) -> dict[str, Any] | None:
+    """Read a state file; None when it does not exist.
+
+    ``kind`` names the file in messages ("registry", "run state").
+    """
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"cannot read {kind} {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(
+            f"{kind} {path} is corrupt (invalid JSON at line {exc.lineno}, column {exc.colno})",
+            hint=f"kinfra left it untouched; repair it by hand or move it aside "
+            f"(mv {path} {path}.bad) and re-run the command that creates it",
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("version"), int):
+        raise StateFileError(
+            f"{kind} {path} is corrupt (no integer 'version' at the top level)",
+            hint=f"kinfra left it untouched; repair it or move it aside (mv {path} {path}.bad)",
+        )
+    version = data["version"]
+    if version > current_version:
+        raise StateFileError(
+            f"{kind} {path} has version {version}, newer than this kinfra understands "
+            f"({current_version})",
+            hint="upgrade kinfra (pip install -U kinfra); the file was not changed",
+        )
+    if version < 1:
+        raise StateFileError(f"{kind} {path} has an invalid version {version}")
+    return data
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path, *, blocking: bool = True, what: str = "lock") -> Iterator[None]:
+    """An exclusive advisory OS lock (flock), held for the ``with`` block.
+
+    flock is per open file description, released by the kernel when the
+    process dies, so a crashed kinfra never leaves a stale registry lock.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError as exc:
+            raise LockedError(f"{what} {lock_path} is held by another kinfra process") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

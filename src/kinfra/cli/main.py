@@ -1,0 +1,104 @@
+"""The kinfra command line: the one place where errors become exit codes.
+
+Command modules under ``kinfra.cli`` only parse arguments, call one workflow
+function and render its result; they import workflows inside the command
+function so that ``kinfra --help`` and quick commands stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from datetime import datetime
+from types import FrameType
+
+import typer
+
+from kinfra.cli import sandbox as sandbox_cli
+from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, Interrupted, KinfraError
+
+app = typer.Typer(
+    name="kinfra",
+    help="Parallel git worktrees, each with its own docker-compose sandbox slot, "
+    "and an orchestrator for headless coding agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(sandbox_cli.app, name="sandbox")
+
+
+@app.command("init")
+def init_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the config instead of writing it."),
+    compose_file: list[str] = typer.Option(
+        [], "--compose-file", "-f", help="Compose file(s) to read (default: the usual names)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's)."),
+) -> None:
+    """Write a starting kinfra.toml from the repository's compose file."""
+    from pathlib import Path
+
+    from kinfra.cli import render
+    from kinfra.workflows.init import init_project
+
+    result = init_project(Path.cwd(), compose_files=compose_file, name=name, dry_run=dry_run)
+    if dry_run:
+        render.out(result.text, end="")
+    else:
+        render.ok(f"wrote {result.path}")
+        for note in result.notes:
+            render.note(note)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def _log_crash(exc: BaseException) -> str:
+    from kinfra.paths import logs_dir
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        directory = logs_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+        path.write_text(f"argv: {sys.argv}\n\n{text}", encoding="utf-8")
+        return str(path)
+    except OSError:
+        sys.stderr.write(text)
+        return "(could not write a log; traceback above)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    from kinfra.cli import render
+
+    try:
+        app(args=argv, prog_name="kinfra", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else EXIT_ERROR
+    except KinfraError as exc:
+        render.error(exc)
+        return exc.exit_code
+    except Interrupted as exc:
+        render.plain("interrupted", err=True)
+        return EXIT_INTERRUPTED if exc.signum == signal.SIGINT else 128 + exc.signum
+    except Exception as exc:
+        where = _log_crash(exc)
+        render.plain(
+            f"kinfra: internal error: {type(exc).__name__}: {exc}\n  full log: {where}", err=True
+        )
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Output helpers shared by the command modules.
+
+Plain text by default; Rich only for tables and live progress, imported when
+first needed so that quick commands do not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kinfra.errors import KinfraError
+
+
+def plain(text: str, err: bool = False, end: str = "\n") -> None:
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + end)
+    stream.flush()
+
+
+def out(text: str, end: str = "\n") -> None:
+    plain(text, end=end)
+
+
+def ok(text: str) -> None:
+    plain(f"✓ {text}")
+
+
+def note(text: str) -> None:
+    plain(f"note: {text}", err=True)
+
+
+def warn(text: str) -> None:
+    plain(f"warning: {text}", err=True)
+
+
+def error(exc: KinfraError) -> None:
+    plain(f"kinfra: error: {exc.message}", err=True)
+    if exc.hint:
+        plain(f"  hint: {exc.hint}", err=True)
+
+
+def print_json(data: Any) -> None:
+    plain(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain aligned table: cheap to import, stable to parse in tests."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.upper().ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    plain("\n".join(lines))

@@ -1,0 +1,526 @@
+"""The project config, ``kinfra.toml``: its model and its validation.
+
+Pure: ``parse_config`` takes the decoded TOML and returns immutable records or
+raises ``ConfigError`` naming the file, the key and the problem. Unknown keys
+are errors too, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kinfra.errors import ConfigError
+
+CONFIG_FILE = "kinfra.toml"
+
+_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Profile(str, Enum):
+    LIGHT = "light"
+    STANDARD = "standard"
+    HEAVY = "heavy"
+
+    @property
+    def rank(self) -> int:
+        return list(Profile).index(self)
+
+
+class CheckType(str, Enum):
+    HTTP = "http"
+    TCP = "tcp"
+
+
+@dataclass(frozen=True)
+class NamedPort:
+    name: str
+    service: str
+    target: int  # the container port
+    base: int  # host port of slot 0; slot N publishes base + N
+    scheme: str  # "http" or "tcp"; decides how its URL is shown
+
+    def host_port(self, slot_id: int) -> int:
+        return self.base + slot_id
+
+
+@dataclass(frozen=True)
+class CodeMount:
+    services: tuple[str, ...]
+    source: str  # relative to the worktree (or main checkout)
+    target: str  # path inside the container
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    type: CheckType
+    port: str  # a NamedPort name
+    path: str  # HTTP only
+    expect: int  # HTTP status
+    timeout: float  # seconds: this check's own budget
+    needs: tuple[str, ...]  # checks that must pass first; skipped otherwise
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    replicas: int
+    memory: str
+
+
+@dataclass(frozen=True)
+class SharedDir:
+    name: str
+    target: str
+    services: tuple[str, ...]
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    bind: str
+    pool_size: int
+    standard_slots: tuple[int, ...]
+    heavy_slots: tuple[int, ...]
+    workers: tuple[str, ...]
+    wait_timeout: float
+
+    def profile_of(self, slot_id: int) -> Profile:
+        if slot_id in self.heavy_slots:
+            return Profile.HEAVY
+        if slot_id in self.standard_slots:
+            return Profile.STANDARD
+        return Profile.LIGHT
+
+
+@dataclass(frozen=True)
+class WorktreeSettings:
+    copy: tuple[str, ...]
+    setup: str | None
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    command: str
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    agent: str
+    max_turns: int
+    task_timeout: float
+    idle_timeout: float
+    model: str | None
+    check: str | None
+    commit: bool
+    allowed_tools: tuple[str, ...]
+    skip_permissions: bool
+    command: tuple[str, ...]  # argv of the generic command agent
+    prompt_via: str  # "stdin" or "arg", for the generic command agent
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the kinfra.toml this came from
+    name: str
+    prefix: str
+    compose_files: tuple[str, ...]
+    designs_dir: str
+    test_command: str | None
+    ports: tuple[NamedPort, ...]
+    mounts: tuple[CodeMount, ...]
+    checks: tuple[HealthCheck, ...]
+    sandbox: SandboxSettings
+    profiles: Mapping[Profile, ProfileSpec]
+    shared: tuple[SharedDir, ...]
+    secrets: Mapping[str, str]
+    worktree: WorktreeSettings
+    session: SessionSettings
+    orchestrator: OrchestratorSettings
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """The checkout the config was read from."""
+        return self.path.parent
+
+    def port(self, name: str) -> NamedPort:
+        for port in self.ports:
+            if port.name == name:
+                return port
+        raise KeyError(name)
+
+
+# --- reading -------------------------------------------------------------------
+
+_REQUIRED: Any = object()
+T = TypeVar("T")
+
+
+class _Table:
+    """A TOML table being validated, with its dotted location for messages."""
+
+    def __init__(self, file: Path, where: str, data: Mapping[str, Any]) -> None:
+        self.file = file
+        self.where = where
+        self.data = data
+        self.seen: set[str] = set()
+
+    def error(self, key: str | None, problem: str) -> ConfigError:
+        location = f"[{self.where}]" if self.where else "top level"
+        if key is not None:
+            location += f" {key}"
+        return ConfigError(
+            f"{self.file.name}: {location}: {problem}",
+            hint=f"fix {self.file}",
+        )
+
+    def _get(self, key: str, default: Any, kind: type | tuple[type, ...], kind_name: str) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise self.error(key, "missing (required)")
+            return default
+        value = self.data[key]
+        # bool is an int subclass; never accept it where a number is meant.
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.error(key, f"expected {kind_name}, got {value!r}")
+        if not isinstance(value, kind):
+            raise self.error(key, f"expected {kind_name}, got {_describe(value)}")
+        return value
+
+    def str(self, key: str, default: Any = _REQUIRED) -> Any:
+        return self._get(key, default, str, "a string")
+
+    def int(self, key: str, default: Any = _REQUIRED, minimum: int | None = None) -> Any:
+        value = self._get(key, default, int, "an integer")
+        if value is not None and minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: Any = _REQUIRED) -> Any:
+        value = self._get(key, default, (int, float), "a number")
+        if value is not None and value <= 0:
+            raise self.error(key, f"must be positive, got {value}")
+        return float(value) if value is not None else None
+
+    def bool(self, key: str, default: Any = _REQUIRED) -> Any:
+        return self._get(key, default, bool, "true or false")
+
+    def str_list(self, key: str, default: Any = _REQUIRED) -> tuple[str, ...]:
+        value = self._get(key, default, list, "a list of strings")
+        if not all(isinstance(item, str) for item in value):
+            raise self.error(key, "expected a list of strings")
+        return tuple(value)
+
+    def int_list(self, key: str, default: Any = _REQUIRED) -> tuple[int, ...]:
+        value = self._get(key, default, list, "a list of integers")
+        if not all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+            raise self.error(key, "expected a list of integers")
+        return tuple(value)
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        value = self._get(key, _REQUIRED if required else {}, dict, "a table")
+        where = f"{self.where}.{key}" if self.where else key
+        return _Table(self.file, where, value)
+
+    def tables(self, key: str) -> list[_Table]:
+        """An array of tables, [[key]]."""
+        value = self._get(key, [], list, "an array of tables")
+        result = []
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.error(key, f"item {index + 1}: expected a table, got {_describe(item)}")
+            result.append(_Table(self.file, f"{key}][{index + 1}", item))
+        return result
+
+    def subtables(self) -> list[tuple[str, _Table]]:
+        """Every key of this table, each of which must itself be a table."""
+        result = []
+        for key in self.data:
+            result.append((key, self.table(key, required=True)))
+        return result
+
+    def done(self) -> None:
+        unknown = [key for key in self.data if key not in self.seen]
+        if unknown:
+            raise self.error(unknown[0], "unknown key (check its spelling)")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path} not found", hint="run `kinfra init` at the repository root to create one"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: not valid TOML: {exc}", hint=f"fix {path}") from exc
+    return parse_config(path, data)
+
+
+def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
+    top = _Table(path, "", data)
+
+    project = top.table("project", required=True)
+    name = project.str("name")
+    if not _PROJECT_NAME.match(name):
+        raise project.error(
+            "name", f"{name!r} must be lowercase letters, digits and '-', at most 40 characters"
+        )
+    prefix = project.str("prefix", name)
+    if not _PROJECT_NAME.match(prefix):
+        raise project.error(
+            "prefix", f"{prefix!r} must be lowercase letters, digits and '-', at most 40 characters"
+        )
+    compose_files = project.str_list("compose_files", ("docker-compose.yml",))
+    if not compose_files:
+        raise project.error("compose_files", "must name at least one compose file")
+    designs_dir = project.str("designs_dir", "docs/designs")
+    test_command = project.str("test_command", None)
+    project.done()
+
+    sandbox = _parse_sandbox(top.table("sandbox"))
+    ports = _parse_ports(top.table("ports"), sandbox.pool_size)
+    port_names = {p.name for p in ports}
+    mounts = tuple(_parse_mount(t) for t in top.tables("mounts"))
+    checks = _parse_checks(top.tables("checks"), port_names)
+    profiles = _parse_profiles(top.table("profiles"))
+    shared = _parse_shared(top.table("shared"))
+    secrets = _parse_env_table(top.table("secrets"))
+    env = _parse_env_table(top.table("env"))
+
+    worktree_t = top.table("worktree")
+    worktree = WorktreeSettings(
+        copy=worktree_t.str_list("copy", ()), setup=worktree_t.str("setup", None)
+    )
+    for item in worktree.copy:
+        if item.startswith("/") or ".." in Path(item).parts:
+            raise worktree_t.error("copy", f"{item!r} must be a path inside the repository")
+    worktree_t.done()
+
+    session_t = top.table("session")
+    session = SessionSettings(command=session_t.str("command", "claude"))
+    session_t.done()
+
+    orchestrator = _parse_orchestrator(top.table("orchestrator"))
+    top.done()
+
+    return Config(
+        path=path,
+        name=name,
+        prefix=prefix,
+        compose_files=compose_files,
+        designs_dir=designs_dir,
+        test_command=test_command,
+        ports=ports,
+        mounts=mounts,
+        checks=checks,
+        sandbox=sandbox,
+        profiles=profiles,
+        shared=shared,
+        secrets=secrets,
+        worktree=worktree,
+        session=session,
+        orchestrator=orchestrator,
+        env=env,
+    )
+
+
+def _parse_sandbox(t: _Table) -> SandboxSettings:
+    pool_size = t.int("pool_size", 6, minimum=1)
+    if pool_size > 50:
+        raise t.error("pool_size", f"at most 50 slots, got {pool_size}")
+    default_std = (pool_size - 1,) if pool_size >= 3 else ()
+    default_heavy = (pool_size,) if pool_size >= 3 else ()
+    standard = t.int_list("standard_slots", default_std)
+    heavy = t.int_list("heavy_slots", default_heavy)
+    for key, slots in (("standard_slots", standard), ("heavy_slots", heavy)):
+        for slot in slots:
+            if not 1 <= slot <= pool_size:
+                raise t.error(key, f"slot {slot} is outside the pool (1..{pool_size})")
+    both = set(standard) & set(heavy)
+    if both:
+        raise t.error("heavy_slots", f"slot {min(both)} is also listed in standard_slots")
+    settings = SandboxSettings(
+        bind=t.str("bind", "127.0.0.1"),
+        pool_size=pool_size,
+        standard_slots=standard,
+        heavy_slots=heavy,
+        workers=t.str_list("workers", ()),
+        wait_timeout=t.number("wait_timeout", 120),
+    )
+    t.done()
+    return settings
+
+
+def _parse_ports(t: _Table, pool_size: int) -> tuple[NamedPort, ...]:
+    ports: list[NamedPort] = []
+    for key, pt in t.subtables():
+        if not _KEY_NAME.match(key):
+            raise t.error(key, "port names are lowercase letters, digits and '_'")
+        base = pt.int("base", minimum=1)
+        if base + pool_size > 65535:
+            raise pt.error("base", f"{base} + {pool_size} slots exceeds 65535")
+        target = pt.int("target", minimum=1)
+        if target > 65535:
+            raise pt.error("target", f"{target} is not a port number")
+        scheme = pt.str("scheme", "http" if key in ("api", "web", "http", "ui") else "tcp")
+        if scheme not in ("http", "https", "tcp"):
+            raise pt.error("scheme", f"expected 'http', 'https' or 'tcp', got {scheme!r}")
+        ports.append(NamedPort(key, pt.str("service"), target, base, scheme))
+        pt.done()
+    # Slot 0 (local-prod) to slot pool_size all publish base + slot: the ranges
+    # of two names must not meet, or two slots would fight over one host port.
+    for i, a in enumerate(ports):
+        for b in ports[i + 1 :]:
+            if abs(a.base - b.base) <= pool_size:
+                raise t.error(
+                    b.name,
+                    f"host ports {b.base}-{b.base + pool_size} overlap those of "
+                    f"'{a.name}' ({a.base}-{a.base + pool_size}) across the pool of {pool_size}; "
+                    f"put their bases at least {pool_size + 1} apart",
+                )
+    return tuple(ports)
+
+
+def _parse_mount(t: _Table) -> CodeMount:
+    services = t.str_list("services")
+    if not services:
+        raise t.error("services", "must name at least one service")
+    source = t.str("source")
+    if source.startswith("/") or ".." in Path(source).parts:
+        raise t.error("source", f"{source!r} must be a path inside the worktree")
+    target = t.str("target")
+    if not target.startswith("/"):
+        raise t.error("target", f"{target!r} must be an absolute path in the container")
+    mount = CodeMount(services, source, target, t.bool("read_only", False))
+    t.done()
+    return mount
+
+
+def _parse_checks(tables: list[_Table], port_names: set[str]) -> tuple[HealthCheck, ...]:
+    checks: list[HealthCheck] = []
+    names: set[str] = set()
+    for t in tables:
+        type_name = t.str("type")
+        try:
+            check_type = CheckType(type_name)
+        except ValueError:
+            raise t.error("type", f"expected 'http' or 'tcp', got {type_name!r}") from None
+        port = t.str("port")
+        if port not in port_names:
+            raise t.error("port", f"{port!r} is not a name under [ports]")
+        name = t.str("name", port)
+        if name in names:
+            raise t.error("name", f"duplicate check name {name!r}")
+        path = t.str("path", "/" if check_type is CheckType.HTTP else "")
+        if check_type is CheckType.HTTP and not path.startswith("/"):
+            raise t.error("path", f"{path!r} must start with '/'")
+        needs = t.str_list("needs", ())
+        for need in needs:
+            if need not in names:
+                raise t.error("needs", f"{need!r} is not a check defined before this one")
+        checks.append(
+            HealthCheck(
+                name=name,
+                type=check_type,
+                port=port,
+                path=path,
+                expect=t.int("expect", 200, minimum=100),
+                timeout=t.number("timeout", 30),
+                needs=needs,
+            )
+        )
+        names.add(name)
+        t.done()
+    return tuple(checks)
+
+
+_DEFAULT_PROFILES = {
+    Profile.LIGHT: ProfileSpec(1, "1.5 GB"),
+    Profile.STANDARD: ProfileSpec(2, "2.5 GB"),
+    Profile.HEAVY: ProfileSpec(4, "4 GB"),
+}
+
+
+def _parse_profiles(t: _Table) -> Mapping[Profile, ProfileSpec]:
+    profiles = dict(_DEFAULT_PROFILES)
+    for key, pt in t.subtables():
+        try:
+            profile = Profile(key)
+        except ValueError:
+            raise t.error(key, "profiles are light, standard and heavy") from None
+        default = _DEFAULT_PROFILES[profile]
+        profiles[profile] = ProfileSpec(
+            replicas=pt.int("replicas", default.replicas, minimum=0),
+            memory=pt.str("memory", default.memory),
+        )
+        pt.done()
+    return profiles
+
+
+def _parse_shared(t: _Table) -> tuple[SharedDir, ...]:
+    dirs = []
+    for key, st in t.subtables():
+        if not _KEY_NAME.match(key):
+            raise t.error(key, "shared dir names are lowercase letters, digits and '_'")
+        target = st.str("target")
+        if not target.startswith("/"):
+            raise st.error("target", f"{target!r} must be an absolute path in the container")
+        dirs.append(SharedDir(key, target, st.str_list("services"), st.bool("read_only", True)))
+        st.done()
+    return tuple(dirs)
+
+
+def _parse_env_table(t: _Table) -> Mapping[str, str]:
+    result: dict[str, str] = {}
+    for key in t.data:
+        if not _ENV_NAME.match(key):
+            raise t.error(key, "must be a valid environment variable name")
+        result[key] = t.str(key)
+    t.done()
+    return result
+
+
+def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
+    prompt_via = t.str("prompt_via", "stdin")
+    if prompt_via not in ("stdin", "arg"):
+        raise t.error("prompt_via", f"expected 'stdin' or 'arg', got {prompt_via!r}")
+    settings = OrchestratorSettings(
+        agent=t.str("agent", "claude"),
+        max_turns=t.int("max_turns", 50, minimum=1),
+        task_timeout=t.number("task_timeout", 3600),
+        idle_timeout=t.number("idle_timeout", 600),
+        model=t.str("model", None),
+        check=t.str("check", None),
+        commit=t.bool("commit", False),
+        allowed_tools=t.str_list("allowed_tools", ()),
+        skip_permissions=t.bool("skip_permissions", False),
+        command=t.str_list("command", ()),
+        prompt_via=prompt_via,
+    )
+    t.done()
+    return settings

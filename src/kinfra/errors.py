@@ -1,0 +1,141 @@
+"""The one user-facing error family.
+
+Every failure a user can act on is a ``KinfraError``: a one-line message, an
+optional hint saying what to do, and the exit code the CLI returns. Library
+code raises these; only ``kinfra.cli.main`` turns them into output and exit
+codes.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_GATE_FAILED = 2
+EXIT_PORT_CONFLICT = 3
+EXIT_INTERRUPTED = 130
+
+
+class KinfraError(Exception):
+    exit_code: int = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- configuration and input ------------------------------------------------
+
+
+class ConfigError(KinfraError):
+    """kinfra.toml is missing, unreadable or invalid."""
+
+
+class InvalidNameError(KinfraError):
+    """A feature, milestone or worktree name is not acceptable."""
+
+
+class NotInProjectError(KinfraError):
+    """The command needs a kinfra project and none was found."""
+
+
+# --- state files ---------------------------------------------------------------
+
+
+class StateFileError(KinfraError):
+    """A state file (registry, run state) is corrupt or from a newer kinfra."""
+
+
+class LockedError(KinfraError):
+    """Another kinfra process holds a lock we need."""
+
+
+# --- slots -------------------------------------------------------------------
+
+
+class SlotExhaustedError(KinfraError):
+    """No free slot of the requested profile."""
+
+
+class SlotClaimedError(KinfraError):
+    """The slot is claimed by another worktree."""
+
+
+class SlotNotFoundError(KinfraError):
+    """No such slot is provisioned."""
+
+
+class ProvisionError(KinfraError):
+    """The pool cannot be provisioned as configured."""
+
+
+class PortConflictError(KinfraError):
+    exit_code = EXIT_PORT_CONFLICT
+
+
+class SandboxStartError(KinfraError):
+    """docker compose could not start the stack."""
+
+
+class GateFailedError(KinfraError):
+    """The stack started but did not pass the startability gate."""
+
+    exit_code = EXIT_GATE_FAILED
+
+
+# --- external tools ------------------------------------------------------------
+
+
+class DockerUnavailableError(KinfraError):
+    """Docker is not installed, its daemon is down, or Compose v2 is missing."""
+
+
+class ComposeError(KinfraError):
+    """docker compose refused a command (invalid file, failed up...)."""
+
+
+class GitError(KinfraError):
+    """A git command failed in a way the user must resolve."""
+
+
+# --- worktrees ---------------------------------------------------------------
+
+
+class MilestoneNotFoundError(KinfraError):
+    pass
+
+
+class WorktreeExistsError(KinfraError):
+    pass
+
+
+class WorktreeNotFoundError(KinfraError):
+    pass
+
+
+class WorktreeDirtyError(KinfraError):
+    pass
+
+
+class InvalidOperationError(KinfraError):
+    pass
+
+
+class AmbiguousNameError(KinfraError):
+    pass
+
+
+class Interrupted(BaseException):
+    """Raised by kinfra's SIGINT/SIGTERM handler.
+
+    A BaseException so that ``except Exception`` in library code does not
+    swallow it, and so that Typer/Click do not turn Ctrl-C into exit 1; the CLI
+    maps it to 130 (SIGINT) or 143 (SIGTERM) after ``finally`` blocks ran.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -1,0 +1,26 @@
+"""Where kinfra keeps machine-wide state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def kinfra_home() -> Path:
+    """$KINFRA_HOME, default ~/.kinfra."""
+    value = os.environ.get("KINFRA_HOME")
+    if value:
+        return Path(value).expanduser().absolute()
+    return Path.home() / ".kinfra"
+
+
+def project_home(project: str) -> Path:
+    return kinfra_home() / project
+
+
+def registry_path() -> Path:
+    return kinfra_home() / "registry.json"
+
+
+def logs_dir() -> Path:
+    return kinfra_home() / "logs"
