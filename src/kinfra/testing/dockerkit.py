@@ -1,0 +1,103 @@
+"""Real Docker for tests: availability, free ports, cleanup by project prefix."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from kinfra.adapters.runner import run
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "shop"
+
+
+def docker_ready() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    info = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    image = subprocess.run(
+        ["docker", "image", "inspect", "busybox:1.36"], capture_output=True, check=False
+    )
+    return info.returncode == 0 and compose.returncode == 0 and image.returncode == 0
+
+
+def unique_prefix() -> str:
+    """A project prefix no other test (or user stack) uses."""
+    return "kt" + secrets.token_hex(3)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_bases(count: int, span: int) -> list[int]:
+    """``count`` bases whose ranges base..base+span are free and disjoint."""
+    rng = secrets.SystemRandom()
+    bases: list[int] = []
+    while len(bases) < count:
+        base = rng.randrange(20000, 60000 - span)
+        if any(abs(base - other) <= span + 1 for other in bases):
+            continue
+        if all(port_is_free(p) for p in range(base, base + span + 1)):
+            bases.append(base)
+    return bases
+
+
+def compose_projects(prefix: str) -> list[str]:
+    result = run(["docker", "compose", "ls", "--all", "--format", "json"], check=False)
+    if not result.ok or not result.stdout.strip():
+        return []
+    return [p["Name"] for p in json.loads(result.stdout) if p["Name"].startswith(prefix)]
+
+
+def remove_everything(prefix: str) -> None:
+    """Containers, networks and volumes of every compose project named prefix*."""
+    for kind in ("container", "network", "volume"):
+        flag = "-aq" if kind == "container" else "-q"
+        listed = run(
+            ["docker", kind, "ls", flag, "--filter", f"label=com.docker.compose.project"],
+            check=False,
+        )
+        ids = [line for line in listed.stdout.split() if line]
+        if not ids:
+            continue
+        inspected = run(["docker", kind, "inspect", *ids], check=False)
+        if not inspected.ok:
+            continue
+        doomed = []
+        for item in json.loads(inspected.stdout):
+            labels = (item.get("Config") or {}).get("Labels") or item.get("Labels") or {}
+            if labels.get("com.docker.compose.project", "").startswith(prefix):
+                doomed.append(item.get("Id") or item.get("Name"))
+        if doomed:
+            cmd = ["docker", kind, "rm", "-f", *doomed] if kind == "container" else [
+                "docker", kind, "rm", *doomed]
+            run(cmd, check=False)
+
+
+def leftovers(prefix: str) -> list[str]:
+    """Names of any container, network or volume of prefix* still present."""
+    found = []
+    for kind in ("container", "network", "volume"):
+        flag = ["-a"] if kind == "container" else []
+        listed = run(
+            ["docker", kind, "ls", *flag, "--filter", "label=com.docker.compose.project",
+             "--format", "{{.Names}}" if kind == "container" else "{{.Name}}"],
+            check=False,
+        )
+        found += [n for n in listed.stdout.split() if n.startswith(prefix)]
+    return found
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
