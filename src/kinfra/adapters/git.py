@@ -31,9 +31,7 @@ def main_checkout(cwd: Path) -> Path:
     For a linked worktree this is the checkout that owns the shared .git
     directory, wherever the command was run from.
     """
-    result = git(
-        "rev-parse", "--path-format=absolute", "--git-common-dir", cwd=cwd, check=False
-    )
+    result = git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=cwd, check=False)
     if not result.ok:
         raise NotInProjectError(
             f"{cwd} is not inside a git repository",

@@ -48,6 +48,9 @@ class SlotRecord:
     instance_id: str
     claimed_by: str | None = None
     claimed_at: str | None = None
+    # "impl": held by an impl worktree until `kinfra done`; "manual": taken by
+    # `kinfra sandbox up` for a directory, given back by `kinfra sandbox down`.
+    claim_kind: str | None = None
     status: SlotStatus = SlotStatus.STOPPED
 
     @property
@@ -116,7 +119,11 @@ class Registry:
     # --- claims: called inside a transaction, so check and set are one step --
 
     def claim_free_slot(
-        self, project: str, worktree: Path | str, min_profile: Profile = Profile.LIGHT
+        self,
+        project: str,
+        worktree: Path | str,
+        min_profile: Profile = Profile.LIGHT,
+        kind: str = "impl",
     ) -> SlotRecord:
         """Claim the lowest adequate free slot: lowest profile first, then lowest id."""
         record = self.require_project(project)
@@ -138,9 +145,11 @@ class Registry:
                 "([sandbox] pool_size, then `kinfra sandbox provision`)",
             )
         chosen = min(free, key=lambda s: (s.profile.rank, s.slot_id))
-        return self._set_claim(record, chosen, str(worktree))
+        return self._set_claim(record, chosen, str(worktree), kind)
 
-    def claim(self, project: str, slot_id: int, worktree: Path | str) -> SlotRecord:
+    def claim(
+        self, project: str, slot_id: int, worktree: Path | str, kind: str = "impl"
+    ) -> SlotRecord:
         record = self.require_project(project)
         slot = record.slot(slot_id)
         if slot.claimed_by is not None and slot.claimed_by != str(worktree):
@@ -148,7 +157,7 @@ class Registry:
                 f"Slot {slot_id} is claimed by {Path(slot.claimed_by).name}",
                 hint=f"claimed at {slot.claimed_at} by {slot.claimed_by}",
             )
-        return self._set_claim(record, slot, str(worktree))
+        return self._set_claim(record, slot, str(worktree), kind)
 
     def release(self, project: str, slot_id: int, claimant: Path | str | None = None) -> SlotRecord:
         """Drop a claim. With ``claimant``, only if that worktree still holds it."""
@@ -159,7 +168,7 @@ class Registry:
                 f"Slot {slot_id} is claimed by {Path(slot.claimed_by or '').name}, "
                 f"not by {Path(claimant).name}"
             )
-        updated = dataclasses.replace(slot, claimed_by=None, claimed_at=None)
+        updated = dataclasses.replace(slot, claimed_by=None, claimed_at=None, claim_kind=None)
         record.slots[slot_id] = updated
         return updated
 
@@ -170,9 +179,11 @@ class Registry:
         return updated
 
     @staticmethod
-    def _set_claim(record: ProjectRecord, slot: SlotRecord, worktree: str) -> SlotRecord:
+    def _set_claim(record: ProjectRecord, slot: SlotRecord, worktree: str, kind: str) -> SlotRecord:
+        if slot.claimed_by == worktree:
+            return slot
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        updated = dataclasses.replace(slot, claimed_by=worktree, claimed_at=now)
+        updated = dataclasses.replace(slot, claimed_by=worktree, claimed_at=now, claim_kind=kind)
         record.slots[slot.slot_id] = updated
         return updated
 
@@ -240,6 +251,7 @@ def _parse_registry(path: Path, data: dict[str, Any]) -> Registry:
                     instance_id=str(s["instance_id"]),
                     claimed_by=s.get("claimed_by"),
                     claimed_at=s.get("claimed_at"),
+                    claim_kind=s.get("claim_kind"),
                     status=SlotStatus(s.get("status", "stopped")),
                 )
             projects[name] = ProjectRecord(

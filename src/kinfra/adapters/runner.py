@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +95,51 @@ def run(
         result = Result(argv, -1, out, err + f"\n(timed out after {timeout}s)")
         raise CommandError(result) from exc
     result = Result(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+    if check and not result.ok:
+        raise CommandError(result)
+    return result
+
+
+def stream(
+    args: Sequence[str | Path],
+    *,
+    on_line: Callable[[str], None],
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> Result:
+    """Run a command, handing each output line (stdout and stderr merged) to
+    ``on_line`` as it arrives, for progress display; the full output is kept
+    in the result for error messages."""
+    argv = tuple(str(a) for a in args)
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotFoundError(argv[0]) from exc
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            on_line(line)
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+    result = Result(argv, code, "", "\n".join(lines))
     if check and not result.ok:
         raise CommandError(result)
     return result

@@ -33,7 +33,9 @@ app.add_typer(sandbox_cli.app, name="sandbox")
 
 @app.command("init")
 def init_command(
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the config instead of writing it."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the config instead of writing it."
+    ),
     compose_file: list[str] = typer.Option(
         [], "--compose-file", "-f", help="Compose file(s) to read (default: the usual names)."
     ),

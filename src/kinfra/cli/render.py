@@ -56,3 +56,34 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     plain("\n".join(lines))
+
+
+def progress() -> Any:
+    """Progress callbacks for a slot start: phase lines always, compose's own
+    output as one transient line when stderr is a terminal."""
+    from kinfra.workflows.slots import Progress
+
+    tty = sys.stderr.isatty()
+
+    def step(text: str) -> None:
+        if tty:
+            sys.stderr.write("\r\033[K")
+        plain(f"… {text}", err=True)
+
+    def detail(line: str) -> None:
+        if tty and line.strip():
+            width = 100
+            sys.stderr.write("\r\033[K  │ " + line.strip()[:width])
+            sys.stderr.flush()
+
+    def check(result: Any) -> None:
+        mark = {"passed": "✓", "failed": "✗", "skipped": "-"}[result.outcome.value]
+        if tty:
+            sys.stderr.write("\r\033[K")
+        plain(
+            f"  {mark} check {result.name:<10} {result.target}  {result.detail} "
+            f"({result.seconds:.1f}s)",
+            err=True,
+        )
+
+    return Progress(step=step, detail=detail, check=check)

@@ -2,6 +2,193 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from kinfra.cli import render
+
 app = typer.Typer(help="Provision slots and run a slot's stack.", no_args_is_help=True)
+
+SLOT_HELP = "Slot number (default: the slot claimed by the worktree you are in)."
+
+
+@app.command("provision")
+def provision_command(
+    count: int | None = typer.Option(None, "--count", help="Slots to create (default: pool_size)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+) -> None:
+    """Create (or refresh) the project's slots under $KINFRA_HOME/<project>/."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.slots import provision
+
+    project = find_project()
+    report = provision(project, count=count, dry_run=dry_run)
+    rows = []
+    for plan in report.plans:
+        if plan.slot_id in report.created:
+            action = "would create" if dry_run else "created"
+        elif plan.slot_id in report.kept_claimed:
+            action = "claimed: untouched"
+        else:
+            action = "would refresh" if dry_run else "refreshed"
+        ports = " ".join(f"{k}:{v}" for k, v in plan.ports.items())
+        rows.append([str(plan.slot_id), plan.profile.value, plan.compose_project, ports, action])
+    render.table(["slot", "profile", "compose project", "ports", "action"], rows)
+    for slot_id in report.beyond_count:
+        render.note(f"slot {slot_id} exists beyond --count and was left as it is")
+    for slot_id in report.running_unclaimed:
+        render.warn(
+            f"slot {slot_id} is running but unclaimed; stop it with "
+            f"`kinfra sandbox down --slot {slot_id}`"
+        )
+
+
+@app.command("up")
+def up_command(
+    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
+    code_dir: Path | None = typer.Option(
+        None, "--code-dir", help="Directory whose code the slot mounts (default: this checkout)."
+    ),
+) -> None:
+    """Start a slot's stack and wait for the startability gate; print its URLs."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.slots import start_slot
+    from kinfra.workflows.targeting import resolve_slot_id
+
+    project = find_project()
+    slot_id = resolve_slot_id(project, slot)
+    report = start_slot(project, slot_id, code_dir=code_dir, progress=render.progress())
+    render.ok(f"slot {slot_id} is up ({report.slot.compose_project}, code from {report.code_dir})")
+    for name, url in report.urls.items():
+        render.out(f"  {name:<8} {url}")
+
+
+@app.command("down")
+def down_command(
+    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
+    volumes: bool = typer.Option(False, "--volumes", help="Also delete the slot's named volumes."),
+) -> None:
+    """Stop a slot's containers (volumes are kept unless --volumes)."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.slots import stop_slot
+    from kinfra.workflows.targeting import resolve_slot_id
+
+    project = find_project()
+    slot_id = resolve_slot_id(project, slot)
+    record = stop_slot(project, slot_id, volumes=volumes)
+    kept = "volumes removed" if volumes else "volumes kept"
+    claim = f"still claimed by {record.claimed_by}" if record.claimed_by else "released"
+    render.ok(f"slot {slot_id} stopped ({kept}; {claim})")
+
+
+@app.command("status")
+def status_command(
+    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show a slot's containers, their health, and its URLs."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.slots import slot_status
+    from kinfra.workflows.targeting import resolve_slot_id
+
+    project = find_project()
+    report = slot_status(project, resolve_slot_id(project, slot))
+    if json_output:
+        render.print_json(
+            {
+                "slot": report.slot.slot_id,
+                "compose_project": report.slot.compose_project,
+                "state": report.state,
+                "claimed_by": report.slot.claimed_by,
+                "containers": [
+                    {"name": c.name, "service": c.service, "state": c.state, "health": c.health}
+                    for c in report.containers
+                ],
+                "urls": report.urls,
+            }
+        )
+        return
+    render.out(
+        f"slot {report.slot.slot_id} ({report.slot.compose_project}, {report.slot.profile.value}): "
+        f"{report.state}; claimed by {report.slot.claimed_by or 'nobody'}"
+    )
+    if report.containers:
+        render.table(
+            ["container", "service", "state", "health"],
+            [[c.name, c.service, c.state, c.health or "-"] for c in report.containers],
+        )
+    for name, url in report.urls.items():
+        render.out(f"  {name:<8} {url}")
+
+
+@app.command("logs")
+def logs_command(
+    services: list[str] = typer.Argument(None, help="Services to show (default: all)."),
+    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new lines."),
+    tail: int | None = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
+) -> None:
+    """Show a slot's container logs."""
+    from kinfra.adapters import compose
+    from kinfra.adapters.registry import RegistryStore
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.targeting import resolve_slot_id
+
+    project = find_project()
+    slot_id = resolve_slot_id(project, slot)
+    record = RegistryStore().load().require_project(project.name).slot(slot_id)
+    code = compose.logs(record.compose_project, services or [], follow, tail)
+    raise typer.Exit(code)
+
+
+@app.command("slots")
+def slots_command(
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the project's slots: profile, ports, claimant and live status."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.slots import list_slots
+
+    project = find_project()
+    views, note = list_slots(project)
+    if json_output:
+        render.print_json(
+            [
+                {
+                    "slot": v.slot.slot_id,
+                    "profile": v.slot.profile.value,
+                    "memory": project.config.profiles[v.slot.profile].memory,
+                    "ports": v.slot.ports,
+                    "compose_project": v.slot.compose_project,
+                    "claimed_by": v.slot.claimed_by,
+                    "claimed_at": v.slot.claimed_at,
+                    "status": v.live,
+                }
+                for v in views
+            ]
+        )
+    else:
+        if not views:
+            render.out("no slots provisioned; run `kinfra sandbox provision`")
+        rows = [
+            [
+                str(v.slot.slot_id),
+                v.slot.profile.value,
+                project.config.profiles[v.slot.profile].memory,
+                " ".join(f"{k}:{p}" for k, p in v.slot.ports.items()),
+                Path(v.slot.claimed_by).name if v.slot.claimed_by else "-",
+                v.live,
+            ]
+            for v in views
+        ]
+        if rows:
+            render.table(["slot", "profile", "memory", "ports", "claimed by", "status"], rows)
+    if note:
+        render.note(note)
+    for v in views:
+        if v.running and v.slot.claimed_by is None:
+            render.warn(
+                f"slot {v.slot.slot_id} is running but unclaimed; stop it with "
+                f"`kinfra sandbox down --slot {v.slot.slot_id}`"
+            )

@@ -197,10 +197,10 @@ class _Table:
             raise self.error(key, f"expected {kind_name}, got {_describe(value)}")
         return value
 
-    def str(self, key: str, default: Any = _REQUIRED) -> Any:
+    def text(self, key: str, default: Any = _REQUIRED) -> Any:
         return self._get(key, default, str, "a string")
 
-    def int(self, key: str, default: Any = _REQUIRED, minimum: int | None = None) -> Any:
+    def integer(self, key: str, default: Any = _REQUIRED, minimum: int | None = None) -> Any:
         value = self._get(key, default, int, "an integer")
         if value is not None and minimum is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum}, got {value}")
@@ -212,7 +212,7 @@ class _Table:
             raise self.error(key, f"must be positive, got {value}")
         return float(value) if value is not None else None
 
-    def bool(self, key: str, default: Any = _REQUIRED) -> Any:
+    def flag(self, key: str, default: Any = _REQUIRED) -> Any:
         return self._get(key, default, bool, "true or false")
 
     def str_list(self, key: str, default: Any = _REQUIRED) -> tuple[str, ...]:
@@ -285,12 +285,12 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     top = _Table(path, "", data)
 
     project = top.table("project", required=True)
-    name = project.str("name")
+    name = project.text("name")
     if not _PROJECT_NAME.match(name):
         raise project.error(
             "name", f"{name!r} must be lowercase letters, digits and '-', at most 40 characters"
         )
-    prefix = project.str("prefix", name)
+    prefix = project.text("prefix", name)
     if not _PROJECT_NAME.match(prefix):
         raise project.error(
             "prefix", f"{prefix!r} must be lowercase letters, digits and '-', at most 40 characters"
@@ -298,8 +298,8 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     compose_files = project.str_list("compose_files", ("docker-compose.yml",))
     if not compose_files:
         raise project.error("compose_files", "must name at least one compose file")
-    designs_dir = project.str("designs_dir", "docs/designs")
-    test_command = project.str("test_command", None)
+    designs_dir = project.text("designs_dir", "docs/designs")
+    test_command = project.text("test_command", None)
     project.done()
 
     sandbox = _parse_sandbox(top.table("sandbox"))
@@ -314,7 +314,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
 
     worktree_t = top.table("worktree")
     worktree = WorktreeSettings(
-        copy=worktree_t.str_list("copy", ()), setup=worktree_t.str("setup", None)
+        copy=worktree_t.str_list("copy", ()), setup=worktree_t.text("setup", None)
     )
     for item in worktree.copy:
         if item.startswith("/") or ".." in Path(item).parts:
@@ -322,7 +322,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     worktree_t.done()
 
     session_t = top.table("session")
-    session = SessionSettings(command=session_t.str("command", "claude"))
+    session = SessionSettings(command=session_t.text("command", "claude"))
     session_t.done()
 
     orchestrator = _parse_orchestrator(top.table("orchestrator"))
@@ -350,7 +350,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
 
 
 def _parse_sandbox(t: _Table) -> SandboxSettings:
-    pool_size = t.int("pool_size", 6, minimum=1)
+    pool_size = t.integer("pool_size", 6, minimum=1)
     if pool_size > 50:
         raise t.error("pool_size", f"at most 50 slots, got {pool_size}")
     default_std = (pool_size - 1,) if pool_size >= 3 else ()
@@ -365,7 +365,7 @@ def _parse_sandbox(t: _Table) -> SandboxSettings:
     if both:
         raise t.error("heavy_slots", f"slot {min(both)} is also listed in standard_slots")
     settings = SandboxSettings(
-        bind=t.str("bind", "127.0.0.1"),
+        bind=t.text("bind", "127.0.0.1"),
         pool_size=pool_size,
         standard_slots=standard,
         heavy_slots=heavy,
@@ -381,16 +381,16 @@ def _parse_ports(t: _Table, pool_size: int) -> tuple[NamedPort, ...]:
     for key, pt in t.subtables():
         if not _KEY_NAME.match(key):
             raise t.error(key, "port names are lowercase letters, digits and '_'")
-        base = pt.int("base", minimum=1)
+        base = pt.integer("base", minimum=1)
         if base + pool_size > 65535:
             raise pt.error("base", f"{base} + {pool_size} slots exceeds 65535")
-        target = pt.int("target", minimum=1)
+        target = pt.integer("target", minimum=1)
         if target > 65535:
             raise pt.error("target", f"{target} is not a port number")
-        scheme = pt.str("scheme", "http" if key in ("api", "web", "http", "ui") else "tcp")
+        scheme = pt.text("scheme", "http" if key in ("api", "web", "http", "ui") else "tcp")
         if scheme not in ("http", "https", "tcp"):
             raise pt.error("scheme", f"expected 'http', 'https' or 'tcp', got {scheme!r}")
-        ports.append(NamedPort(key, pt.str("service"), target, base, scheme))
+        ports.append(NamedPort(key, pt.text("service"), target, base, scheme))
         pt.done()
     # Slot 0 (local-prod) to slot pool_size all publish base + slot: the ranges
     # of two names must not meet, or two slots would fight over one host port.
@@ -410,13 +410,13 @@ def _parse_mount(t: _Table) -> CodeMount:
     services = t.str_list("services")
     if not services:
         raise t.error("services", "must name at least one service")
-    source = t.str("source")
+    source = t.text("source")
     if source.startswith("/") or ".." in Path(source).parts:
         raise t.error("source", f"{source!r} must be a path inside the worktree")
-    target = t.str("target")
+    target = t.text("target")
     if not target.startswith("/"):
         raise t.error("target", f"{target!r} must be an absolute path in the container")
-    mount = CodeMount(services, source, target, t.bool("read_only", False))
+    mount = CodeMount(services, source, target, t.flag("read_only", False))
     t.done()
     return mount
 
@@ -425,18 +425,18 @@ def _parse_checks(tables: list[_Table], port_names: set[str]) -> tuple[HealthChe
     checks: list[HealthCheck] = []
     names: set[str] = set()
     for t in tables:
-        type_name = t.str("type")
+        type_name = t.text("type")
         try:
             check_type = CheckType(type_name)
         except ValueError:
             raise t.error("type", f"expected 'http' or 'tcp', got {type_name!r}") from None
-        port = t.str("port")
+        port = t.text("port")
         if port not in port_names:
             raise t.error("port", f"{port!r} is not a name under [ports]")
-        name = t.str("name", port)
+        name = t.text("name", port)
         if name in names:
             raise t.error("name", f"duplicate check name {name!r}")
-        path = t.str("path", "/" if check_type is CheckType.HTTP else "")
+        path = t.text("path", "/" if check_type is CheckType.HTTP else "")
         if check_type is CheckType.HTTP and not path.startswith("/"):
             raise t.error("path", f"{path!r} must start with '/'")
         needs = t.str_list("needs", ())
@@ -449,7 +449,7 @@ def _parse_checks(tables: list[_Table], port_names: set[str]) -> tuple[HealthChe
                 type=check_type,
                 port=port,
                 path=path,
-                expect=t.int("expect", 200, minimum=100),
+                expect=t.integer("expect", 200, minimum=100),
                 timeout=t.number("timeout", 30),
                 needs=needs,
             )
@@ -475,8 +475,8 @@ def _parse_profiles(t: _Table) -> Mapping[Profile, ProfileSpec]:
             raise t.error(key, "profiles are light, standard and heavy") from None
         default = _DEFAULT_PROFILES[profile]
         profiles[profile] = ProfileSpec(
-            replicas=pt.int("replicas", default.replicas, minimum=0),
-            memory=pt.str("memory", default.memory),
+            replicas=pt.integer("replicas", default.replicas, minimum=0),
+            memory=pt.text("memory", default.memory),
         )
         pt.done()
     return profiles
@@ -487,10 +487,10 @@ def _parse_shared(t: _Table) -> tuple[SharedDir, ...]:
     for key, st in t.subtables():
         if not _KEY_NAME.match(key):
             raise t.error(key, "shared dir names are lowercase letters, digits and '_'")
-        target = st.str("target")
+        target = st.text("target")
         if not target.startswith("/"):
             raise st.error("target", f"{target!r} must be an absolute path in the container")
-        dirs.append(SharedDir(key, target, st.str_list("services"), st.bool("read_only", True)))
+        dirs.append(SharedDir(key, target, st.str_list("services"), st.flag("read_only", True)))
         st.done()
     return tuple(dirs)
 
@@ -500,25 +500,25 @@ def _parse_env_table(t: _Table) -> Mapping[str, str]:
     for key in t.data:
         if not _ENV_NAME.match(key):
             raise t.error(key, "must be a valid environment variable name")
-        result[key] = t.str(key)
+        result[key] = t.text(key)
     t.done()
     return result
 
 
 def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
-    prompt_via = t.str("prompt_via", "stdin")
+    prompt_via = t.text("prompt_via", "stdin")
     if prompt_via not in ("stdin", "arg"):
         raise t.error("prompt_via", f"expected 'stdin' or 'arg', got {prompt_via!r}")
     settings = OrchestratorSettings(
-        agent=t.str("agent", "claude"),
-        max_turns=t.int("max_turns", 50, minimum=1),
+        agent=t.text("agent", "claude"),
+        max_turns=t.integer("max_turns", 50, minimum=1),
         task_timeout=t.number("task_timeout", 3600),
         idle_timeout=t.number("idle_timeout", 600),
-        model=t.str("model", None),
-        check=t.str("check", None),
-        commit=t.bool("commit", False),
+        model=t.text("model", None),
+        check=t.text("check", None),
+        commit=t.flag("commit", False),
         allowed_tools=t.str_list("allowed_tools", ()),
-        skip_permissions=t.bool("skip_permissions", False),
+        skip_permissions=t.flag("skip_permissions", False),
         command=t.str_list("command", ()),
         prompt_via=prompt_via,
     )

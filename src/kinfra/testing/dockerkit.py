@@ -65,7 +65,7 @@ def remove_everything(prefix: str) -> None:
     for kind in ("container", "network", "volume"):
         flag = "-aq" if kind == "container" else "-q"
         listed = run(
-            ["docker", kind, "ls", flag, "--filter", f"label=com.docker.compose.project"],
+            ["docker", kind, "ls", flag, "--filter", "label=com.docker.compose.project"],
             check=False,
         )
         ids = [line for line in listed.stdout.split() if line]
@@ -80,8 +80,11 @@ def remove_everything(prefix: str) -> None:
             if labels.get("com.docker.compose.project", "").startswith(prefix):
                 doomed.append(item.get("Id") or item.get("Name"))
         if doomed:
-            cmd = ["docker", kind, "rm", "-f", *doomed] if kind == "container" else [
-                "docker", kind, "rm", *doomed]
+            cmd = (
+                ["docker", kind, "rm", "-f", *doomed]
+                if kind == "container"
+                else ["docker", kind, "rm", *doomed]
+            )
             run(cmd, check=False)
 
 
@@ -91,8 +94,16 @@ def leftovers(prefix: str) -> list[str]:
     for kind in ("container", "network", "volume"):
         flag = ["-a"] if kind == "container" else []
         listed = run(
-            ["docker", kind, "ls", *flag, "--filter", "label=com.docker.compose.project",
-             "--format", "{{.Names}}" if kind == "container" else "{{.Name}}"],
+            [
+                "docker",
+                kind,
+                "ls",
+                *flag,
+                "--filter",
+                "label=com.docker.compose.project",
+                "--format",
+                "{{.Names}}" if kind == "container" else "{{.Name}}",
+            ],
             check=False,
         )
         found += [n for n in listed.stdout.split() if n.startswith(prefix)]

@@ -1,0 +1,210 @@
+"""docker compose, through the one subprocess runner.
+
+A ``ComposeTarget`` is everything needed to address one slot's stack: its
+compose project name, the files, the env files. Every call (config, up, down,
+ps, logs) is built from it, so no path can use another project name. Docker
+being absent, its daemon down, or only Compose v1 present are each turned
+into one clear ``DockerUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kinfra.adapters.runner import CommandError, CommandNotFoundError, Result, run, stream
+from kinfra.errors import ComposeError, DockerUnavailableError
+
+
+@dataclass(frozen=True)
+class ComposeTarget:
+    project_name: str
+    project_dir: Path  # relative paths in the compose files resolve here
+    files: tuple[Path, ...]
+    env_files: tuple[Path, ...]
+
+    def args(self) -> list[str]:
+        argv = ["docker", "compose", "-p", self.project_name]
+        argv += ["--project-directory", str(self.project_dir)]
+        for env_file in self.env_files:
+            argv += ["--env-file", str(env_file)]
+        for file in self.files:
+            argv += ["-f", str(file)]
+        return argv
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    service: str
+    state: str  # running, exited, created, restarting...
+    health: str  # healthy, unhealthy, starting, or "" without a healthcheck
+    exit_code: int
+    published: tuple[int, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "running" and self.health in ("", "healthy")
+
+
+def _docker(args: Sequence[str], check: bool = True, **kwargs: Any) -> Result:
+    try:
+        result = run(args, check=False, **kwargs)
+    except CommandNotFoundError as exc:
+        raise DockerUnavailableError(
+            "Docker is not installed (no `docker` on PATH)",
+            hint="install Docker Engine or Docker Desktop with Compose v2",
+        ) from exc
+    if not result.ok:
+        raise_if_unavailable(result)
+        if check:
+            raise ComposeError(_first_error_line(result), hint=_hint_for(result)) from CommandError(
+                result
+            )
+    return result
+
+
+def raise_if_unavailable(result: Result) -> None:
+    text = result.output
+    if "Cannot connect to the Docker daemon" in text or "Is the docker daemon running" in text:
+        raise DockerUnavailableError(
+            "the Docker daemon is not running",
+            hint="start Docker (Docker Desktop, `systemctl start docker`, or scripts/ensure-docker.sh)",
+        )
+    if (
+        "unknown command: docker compose" in text
+        or "'compose' is not a docker command" in text
+        or "unknown shorthand flag: 'p' in -p" in text
+    ):
+        raise DockerUnavailableError(
+            "Docker Compose v2 is not installed (`docker compose`); "
+            "the old docker-compose v1 is not supported",
+            hint="install the docker-compose-plugin package (or Docker Desktop)",
+        )
+    if "permission denied" in text and "docker.sock" in text:
+        raise DockerUnavailableError(
+            "no permission to use the Docker daemon",
+            hint="add your user to the docker group, or run with sudo",
+        )
+
+
+def _first_error_line(result: Result) -> str:
+    lines = [line.strip() for line in result.output.splitlines() if line.strip()]
+    interesting = [line for line in lines if "error" in line.lower() or "invalid" in line.lower()]
+    detail = (interesting or lines or [f"exit {result.returncode}"])[-1]
+    verb = next((a for a in result.args[2:] if a in _VERBS), "compose")
+    return f"docker compose {verb} failed: {detail}"
+
+
+_VERBS = ("config", "up", "down", "ps", "logs", "exec", "build", "ls")
+
+
+def _hint_for(result: Result) -> str:
+    return "full command: " + " ".join(result.args)
+
+
+def config(target: ComposeTarget) -> dict[str, Any]:
+    """The merged, validated model; compose's own message when it is invalid."""
+    result = _docker([*target.args(), "config", "--format", "json"], check=False)
+    if not result.ok:
+        raise ComposeError(
+            "docker compose rejected the slot's configuration: " + _compose_message(result),
+            hint="fix the compose file or kinfra.toml; nothing was started",
+        )
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def _compose_message(result: Result) -> str:
+    lines = [line.strip() for line in result.output.splitlines() if line.strip()]
+    return " / ".join(lines[-3:]) if lines else f"exit {result.returncode}"
+
+
+def up(target: ComposeTarget, wait_timeout: float, on_line: Callable[[str], None]) -> Result:
+    """``up -d --wait``: returns the result (also on failure) for the caller to judge."""
+    argv = [*target.args(), "up", "-d", "--wait", "--wait-timeout", str(int(wait_timeout))]
+    try:
+        result = stream(argv, on_line=on_line, check=False)
+    except CommandNotFoundError as exc:
+        raise DockerUnavailableError("Docker is not installed (no `docker` on PATH)") from exc
+    if not result.ok:
+        raise_if_unavailable(result)
+    return result
+
+
+def down(project_name: str, volumes: bool = False, timeout: float | None = None) -> None:
+    """Stop and remove a project's containers and network; volumes only if asked.
+
+    Addressed by project name alone (compose finds its resources by label), so
+    it works even when the files or the worktree behind the slot are gone.
+    """
+    argv = ["docker", "compose", "-p", project_name, "down", "--remove-orphans"]
+    if volumes:
+        argv.append("--volumes")
+    if timeout is not None:
+        argv += ["--timeout", str(int(timeout))]
+    _docker(argv)
+
+
+def ps(project_name: str) -> list[ContainerState]:
+    result = _docker(["docker", "compose", "-p", project_name, "ps", "--all", "--format", "json"])
+    return [_container(item) for item in _json_records(result.stdout)]
+
+
+def _json_records(text: str) -> list[dict[str, Any]]:
+    """compose prints either one JSON array or one object per line, by version."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        records: list[dict[str, Any]] = json.loads(text)
+        return records
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _container(item: dict[str, Any]) -> ContainerState:
+    published = tuple(
+        sorted(
+            {
+                int(p["PublishedPort"])
+                for p in item.get("Publishers") or []
+                if p.get("PublishedPort")
+            }
+        )
+    )
+    return ContainerState(
+        name=str(item.get("Name", "")),
+        service=str(item.get("Service", "")),
+        state=str(item.get("State", "")),
+        health=str(item.get("Health", "")),
+        exit_code=int(item.get("ExitCode", 0) or 0),
+        published=published,
+    )
+
+
+def list_projects() -> dict[str, str]:
+    """Every compose project Docker knows: name -> status ("running(3)", "exited(2)")."""
+    result = _docker(["docker", "compose", "ls", "--all", "--format", "json"])
+    return {str(p["Name"]): str(p["Status"]) for p in _json_records(result.stdout)}
+
+
+def logs(target_project: str, services: Sequence[str], follow: bool, tail: int | None) -> int:
+    argv = ["docker", "compose", "-p", target_project, "logs"]
+    if follow:
+        argv.append("--follow")
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    argv += list(services)
+    result = _docker(argv, check=False, capture=False)
+    return result.returncode
+
+
+def exec_in(project_name: str, service: str, command: Sequence[str], interactive: bool) -> int:
+    argv = ["docker", "compose", "-p", project_name, "exec"]
+    if not interactive:
+        argv.append("-T")
+    argv += [service, *command]
+    return _docker(argv, check=False, capture=False).returncode

@@ -1,0 +1,79 @@
+"""Host-side network probes: is a port free, does an HTTP or TCP check pass.
+
+Portable (sockets only, no /proc or ss), so it behaves the same on Linux and
+on macOS with Docker Desktop.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port.
+
+    Two probes: binding the address (what Docker will have to do), and a
+    connect to loopback, because on macOS a bind to 127.0.0.1 succeeds even
+    while another process listens on the wildcard address.
+    """
+    if tcp_probe("127.0.0.1", port, timeout=0.5).ok:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Without SO_REUSEADDR a port in TIME_WAIT reads as busy on Linux; with
+        # it, only a real listener (or a bound socket) makes bind fail.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str  # "200", "connection refused", "status 503 (expected 200)"...
+
+
+def tcp_probe(host: str, port: int, timeout: float = 2.0) -> ProbeResult:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return ProbeResult(True, "accepting connections")
+    except OSError as exc:
+        return ProbeResult(False, exc.strerror or str(exc))
+
+
+def http_probe(url: str, expect: int, timeout: float = 3.0) -> ProbeResult:
+    import httpx  # lazily: ~50 ms to import, only needed once a stack is up
+
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return ProbeResult(False, type(exc).__name__)
+    if response.status_code == expect:
+        return ProbeResult(True, str(response.status_code))
+    return ProbeResult(False, f"status {response.status_code} (expected {expect})")
+
+
+def poll(
+    probe: Callable[[], ProbeResult], budget: float, interval: float = 0.25
+) -> tuple[ProbeResult, float]:
+    """Repeat ``probe`` until it passes or ``budget`` seconds have gone.
+
+    Returns the last result and the time taken. Always probes at least once.
+    """
+    start = time.monotonic()
+    deadline = start + budget
+    while True:
+        result = probe()
+        now = time.monotonic()
+        if result.ok or now >= deadline:
+            return result, now - start
+        time.sleep(min(interval, max(0.0, deadline - now)))
+        interval = min(interval * 1.5, 1.0)

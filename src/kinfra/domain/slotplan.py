@@ -1,0 +1,171 @@
+"""What a slot is, computed from the config: pure, no I/O.
+
+A slot's ports, compose project name, profile, worker counts, environment
+file and compose override all derive from (config, slot id). Keeping the
+derivation in one place is what guarantees that up, down, status, logs and
+the override all use the same compose project name and the same ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kinfra.adapters.compose_yaml import Override, Reset
+from kinfra.domain.config import Config, Profile
+
+LOCAL_PROD_SLOT = 0
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    project: str
+    slot_id: int
+    compose_project: str
+    profile: Profile
+    ports: Mapping[str, int]  # port name -> host port
+    workers: Mapping[str, int]  # worker service -> replicas
+    bind: str
+
+    def url(self, config: Config, name: str) -> str:
+        port = config.port(name)
+        host = "localhost"
+        if port.scheme in ("http", "https"):
+            return f"{port.scheme}://{host}:{self.ports[name]}"
+        return f"{host}:{self.ports[name]}"
+
+    def urls(self, config: Config) -> dict[str, str]:
+        return {p.name: self.url(config, p.name) for p in config.ports}
+
+    @property
+    def check_host(self) -> str:
+        """Where health checks connect: the bind address, or loopback for a wildcard."""
+        return "127.0.0.1" if self.bind in ("0.0.0.0", "", "::") else self.bind
+
+
+def compose_project_name(prefix: str, slot_id: int) -> str:
+    if slot_id == LOCAL_PROD_SLOT:
+        return f"{prefix}-local-prod"
+    return f"{prefix}-slot-{slot_id}"
+
+
+def plan_slot(config: Config, slot_id: int) -> SlotPlan:
+    profile = Profile.LIGHT if slot_id == LOCAL_PROD_SLOT else config.sandbox.profile_of(slot_id)
+    replicas = config.profiles[profile].replicas
+    return SlotPlan(
+        project=config.name,
+        slot_id=slot_id,
+        compose_project=compose_project_name(config.prefix, slot_id),
+        profile=profile,
+        ports={p.name: p.host_port(slot_id) for p in config.ports},
+        workers={service: replicas for service in config.sandbox.workers},
+        bind=config.sandbox.bind,
+    )
+
+
+def env_file_values(config: Config, plan: SlotPlan, instance_id: str) -> dict[str, str]:
+    """The variables of ``.env.sandbox``: what tools and compose interpolation
+    need to know about this slot. Never secrets."""
+    values = {
+        "KINFRA_PROJECT": config.name,
+        "SLOT_NUMBER": str(plan.slot_id),
+        "COMPOSE_PROJECT_NAME": plan.compose_project,
+        "KINFRA_INSTANCE_ID": instance_id,
+        "KINFRA_PROFILE": plan.profile.value,
+    }
+    for name, host_port in plan.ports.items():
+        values[f"{name.upper()}_PORT"] = str(host_port)
+    for name, url in plan.urls(config).items():
+        if url.startswith(("http://", "https://")):
+            values[f"{name.upper()}_URL"] = url
+    values.update(config.env)
+    return values
+
+
+def render_env_file(values: Mapping[str, str], header: str) -> str:
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{key}={value}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def build_override(
+    config: Config,
+    plan: SlotPlan,
+    code_dir: Path | None,
+    shared_root: Path | None = None,
+    services_with_ports: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The slot's compose override document.
+
+    - every named port published as the slot's host port, replacing (``!override``)
+      whatever the base file publishes for that service;
+    - services that publish ports kinfra does not manage get ``ports: !reset``
+      so that no host port is left at a compose default;
+    - ``container_name`` reset, since two slots cannot share a container name;
+    - worker replicas from the slot's profile;
+    - the code mounts of ``code_dir`` (a worktree) and the shared data dirs.
+    """
+    services: dict[str, dict[str, Any]] = {}
+
+    def service(name: str) -> dict[str, Any]:
+        return services.setdefault(name, {"container_name": Reset()})
+
+    for port in config.ports:
+        entry = {
+            "target": port.target,
+            "published": str(plan.ports[port.name]),
+            "host_ip": plan.bind,
+            "protocol": "tcp",
+        }
+        ports = service(port.service).setdefault("ports", Override())
+        ports.append(entry)
+    for name in services_with_ports:
+        if name not in services or "ports" not in services[name]:
+            service(name)["ports"] = Reset()
+    for worker, replicas in plan.workers.items():
+        service(worker)["deploy"] = {"replicas": replicas}
+    if code_dir is not None:
+        for mount in config.mounts:
+            for name in mount.services:
+                service(name).setdefault("volumes", []).append(
+                    {
+                        "type": "bind",
+                        "source": str(code_dir / mount.source),
+                        "target": mount.target,
+                        "read_only": mount.read_only,
+                    }
+                )
+    if shared_root is not None:
+        for shared in config.shared:
+            for name in shared.services:
+                service(name).setdefault("volumes", []).append(
+                    {
+                        "type": "bind",
+                        "source": str(shared_root / shared.name),
+                        "target": shared.target,
+                        "read_only": shared.read_only,
+                    }
+                )
+    return {"services": services}
+
+
+def port_owners(config: Config, slot_ids: Iterable[int]) -> dict[int, tuple[str, int, str]]:
+    """host port -> (project, slot, port name) for the given slots of a config."""
+    owners: dict[int, tuple[str, int, str]] = {}
+    for slot_id in slot_ids:
+        for port in config.ports:
+            owners[port.host_port(slot_id)] = (config.name, slot_id, port.name)
+    return owners

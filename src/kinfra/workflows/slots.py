@@ -1,0 +1,519 @@
+"""The slot pool: provision slots, start one behind the gate, stop it, report.
+
+Everything about a slot's identity comes from ``domain.slotplan``; every
+registry change goes through ``RegistryStore.transaction``; every docker call
+through ``adapters.compose``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kinfra.adapters import compose, compose_yaml, netcheck
+from kinfra.adapters.registry import (
+    ProjectRecord,
+    Registry,
+    RegistryStore,
+    SlotRecord,
+    SlotStatus,
+)
+from kinfra.adapters.statefile import atomic_write_text
+from kinfra.domain.config import Config
+from kinfra.domain.slotplan import (
+    SlotPlan,
+    build_override,
+    env_file_values,
+    plan_slot,
+    render_env_file,
+)
+from kinfra.errors import (
+    ComposeError,
+    ConfigError,
+    DockerUnavailableError,
+    GateFailedError,
+    PortConflictError,
+    ProvisionError,
+    SandboxStartError,
+    SlotClaimedError,
+)
+from kinfra.paths import project_home
+from kinfra.workflows.gate import CheckResult, Outcome, run_checks
+from kinfra.workflows.project import Project
+
+ENV_FILE = ".env.sandbox"
+OVERRIDE_FILE = "docker-compose.override.yml"
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI passes in to show what is happening."""
+
+    step: Say = _quiet  # a phase starts or ends: "starting shop-slot-1"
+    detail: Say = _quiet  # a line of compose output
+    check: Callable[[CheckResult], None] = lambda _: None
+
+
+def slot_dir(config: Config, slot_id: int) -> Path:
+    return project_home(config.name) / f"slot-{slot_id}"
+
+
+# --- provisioning ------------------------------------------------------------
+
+
+@dataclass
+class ProvisionReport:
+    dry_run: bool
+    created: list[int] = field(default_factory=list)
+    refreshed: list[int] = field(default_factory=list)
+    kept_claimed: list[int] = field(default_factory=list)
+    beyond_count: list[int] = field(default_factory=list)
+    running_unclaimed: list[int] = field(default_factory=list)
+    plans: list[SlotPlan] = field(default_factory=list)
+
+
+def provision(
+    project: Project,
+    count: int | None = None,
+    dry_run: bool = False,
+    store: RegistryStore | None = None,
+) -> ProvisionReport:
+    config = project.config
+    count = config.sandbox.pool_size if count is None else count
+    if count < 1:
+        raise ProvisionError(f"--count must be at least 1, got {count}")
+    store = store or RegistryStore()
+    report = ProvisionReport(dry_run=dry_run)
+    plans = [plan_slot(config, slot_id) for slot_id in range(1, count + 1)]
+    report.plans = plans
+
+    with _maybe_transaction(store, dry_run) as registry:
+        _check_ownership(registry, project)
+        _check_port_layout(registry, config, count)
+        record = registry.projects.get(config.name) or ProjectRecord(
+            name=config.name, root=str(project.root), prefix=config.prefix
+        )
+        for plan in plans:
+            existing = record.slots.get(plan.slot_id)
+            if existing is not None and existing.claimed_by is not None:
+                report.kept_claimed.append(plan.slot_id)
+                continue
+            (report.refreshed if existing else report.created).append(plan.slot_id)
+            if dry_run:
+                continue
+            instance_id = existing.instance_id if existing else _new_instance_id(plan)
+            slot = SlotRecord(
+                slot_id=plan.slot_id,
+                infrastructure_path=str(slot_dir(config, plan.slot_id)),
+                profile=plan.profile,
+                workers=dict(plan.workers),
+                ports=dict(plan.ports),
+                compose_project=plan.compose_project,
+                instance_id=instance_id,
+                status=existing.status if existing else SlotStatus.STOPPED,
+            )
+            write_slot_files(config, plan, slot, code_dir=None)
+            record.slots[plan.slot_id] = slot
+        report.beyond_count = sorted(s for s in record.slots if s > count)
+        if not dry_run:
+            record.prefix = config.prefix
+            registry.projects[config.name] = record
+        report.running_unclaimed = _running_unclaimed(record)
+    return report
+
+
+@contextlib.contextmanager
+def _maybe_transaction(store: RegistryStore, dry_run: bool):  # type: ignore[no-untyped-def]
+    if dry_run:
+        yield store.load()
+    else:
+        with store.transaction() as registry:
+            yield registry
+
+
+def _new_instance_id(plan: SlotPlan) -> str:
+    return f"{plan.compose_project}-{secrets.token_hex(4)}"
+
+
+def _check_ownership(registry: Registry, project: Project) -> None:
+    config = project.config
+    mine = registry.projects.get(config.name)
+    if mine is not None and Path(mine.root) != project.root:
+        raise ProvisionError(
+            f"project name '{config.name}' is already registered on this machine by {mine.root}",
+            hint="give this checkout another [project] name (and prefix) in kinfra.toml",
+        )
+    for other in registry.projects.values():
+        if other.name != config.name and other.prefix == config.prefix:
+            raise ProvisionError(
+                f"prefix '{config.prefix}' is already used by project '{other.name}' ({other.root}); "
+                "compose project names would collide",
+                hint="choose another [project] prefix in kinfra.toml",
+            )
+
+
+def _check_port_layout(registry: Registry, config: Config, count: int) -> None:
+    """No host port of any slot (0..count) may equal one of another project's slots."""
+    taken: dict[int, str] = {}
+    for other, slot in registry.all_slots():
+        if other.name == config.name:
+            continue
+        for name, number in slot.ports.items():
+            taken[number] = f"{other.name} slot {slot.slot_id} ({name})"
+    for other in registry.projects.values():
+        local_prod = other.local_prod or {}
+        if other.name != config.name:
+            for name, number in (local_prod.get("ports") or {}).items():
+                taken[int(number)] = f"{other.name} local-prod ({name})"
+    mine: dict[int, str] = {}
+    for slot_id in range(0, count + 1):
+        for port in config.ports:
+            host_port = port.host_port(slot_id)
+            owner = f"{config.name} slot {slot_id} ({port.name})"
+            if slot_id == 0:
+                owner = f"{config.name} local-prod ({port.name})"
+            clash = taken.get(host_port) or mine.get(host_port)
+            if clash:
+                raise ProvisionError(
+                    f"host port {host_port} would belong to both {clash} and {owner}",
+                    hint="move the [ports] bases in kinfra.toml apart, or provision fewer slots",
+                )
+            mine[host_port] = owner
+    if max(mine, default=0) > 65535:
+        raise ProvisionError(f"{count} slots push host ports past 65535")
+
+
+def _running_unclaimed(record: ProjectRecord) -> list[int]:
+    try:
+        live = compose.list_projects()
+    except (DockerUnavailableError, ComposeError):
+        return []
+    return sorted(
+        s.slot_id
+        for s in record.slots.values()
+        if s.claimed_by is None and live.get(s.compose_project, "").startswith("running")
+    )
+
+
+# --- files of a slot -----------------------------------------------------------
+
+
+def write_slot_files(
+    config: Config, plan: SlotPlan, slot: SlotRecord, code_dir: Path | None
+) -> None:
+    """(Re)write the slot's .env.sandbox and compose override, atomically."""
+    directory = slot.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    values = env_file_values(config, plan, slot.instance_id)
+    header = f"Generated by kinfra for {config.name} slot {plan.slot_id}. Do not edit."
+    atomic_write_text(directory / ENV_FILE, render_env_file(values, header))
+    document = build_override(
+        config,
+        plan,
+        code_dir,
+        shared_root=None,
+        services_with_ports=_services_publishing_ports(config),
+    )
+    header = (
+        f"# Generated by kinfra for {config.name} slot {plan.slot_id} "
+        f"(compose project {plan.compose_project}).\n"
+        f"# Code mounted from: {code_dir or 'nothing (no claimant)'}\n"
+        "# Regenerated on every start; do not edit.\n"
+    )
+    atomic_write_text(directory / OVERRIDE_FILE, compose_yaml.dump(document, header))
+
+
+def _services_publishing_ports(config: Config) -> list[str]:
+    """Services whose base definition publishes ports, read from the project's
+    compose files directly (no docker call). Includes/extends are caught later
+    by the check on the merged config."""
+    names: list[str] = []
+    for file in config.compose_files:
+        path = config.root / file
+        try:
+            document = compose_yaml.load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(
+                f"compose file {path} cannot be read: {exc.strerror}",
+                hint="check [project] compose_files in kinfra.toml",
+            ) from exc
+        except Exception as exc:  # yaml.YAMLError and friends
+            raise ConfigError(f"compose file {path} is not valid YAML: {exc}") from exc
+        services = (document or {}).get("services") or {}
+        for name, body in services.items():
+            if isinstance(body, dict) and body.get("ports") and name not in names:
+                names.append(name)
+    return names
+
+
+def compose_target(config: Config, slot: SlotRecord) -> compose.ComposeTarget:
+    directory = slot.directory
+    files = (*(config.root / f for f in config.compose_files), directory / OVERRIDE_FILE)
+    env_files = [directory / ENV_FILE]
+    return compose.ComposeTarget(
+        project_name=slot.compose_project,
+        project_dir=config.root,
+        files=files,
+        env_files=tuple(env_files),
+    )
+
+
+# --- start -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartReport:
+    slot: SlotRecord
+    plan: SlotPlan
+    code_dir: Path
+    urls: dict[str, str]
+    checks: list[CheckResult]
+
+
+def start_slot(
+    project: Project,
+    slot_id: int,
+    code_dir: Path | None = None,
+    progress: Progress | None = None,
+    store: RegistryStore | None = None,
+) -> StartReport:
+    """Start a slot's stack for ``code_dir`` and run the startability gate.
+
+    An unclaimed slot is claimed ("manual") for ``code_dir`` (default: the
+    checkout the command runs in), so that running slots are always claimed.
+    A slot claimed by a worktree runs that worktree's code.
+    """
+    config = project.config
+    progress = progress or Progress()
+    store = store or RegistryStore()
+    record = store.load().require_project(config.name)
+    slot = record.slot(slot_id)
+    if slot.claimed_by is not None:
+        claimant = Path(slot.claimed_by)
+        if code_dir is not None and code_dir.resolve() != claimant:
+            raise SlotClaimedError(
+                f"Slot {slot_id} is claimed by {claimant.name}",
+                hint=f"it runs the code of {claimant}; pick another slot with --slot",
+            )
+        code_dir = claimant
+    code_dir = (code_dir or project.here or project.root).resolve()
+    if not code_dir.is_dir():
+        raise SandboxStartError(
+            f"code directory {code_dir} does not exist",
+            hint="the worktree may have been removed; run `kinfra doctor`",
+        )
+    plan = plan_slot(config, slot_id)
+    _check_ports_free(plan)
+
+    newly_claimed = False
+    if slot.claimed_by is None:
+        with store.transaction() as registry:
+            slot = registry.claim(config.name, slot_id, code_dir, kind="manual")
+        newly_claimed = True
+    try:
+        return _start_claimed(project, slot, plan, code_dir, progress, store)
+    except GateFailedError:
+        raise  # containers stay up for inspection, claim kept: a running slot is claimed
+    except BaseException:
+        if newly_claimed:
+            with store.transaction() as registry:
+                registry.release(config.name, slot_id, claimant=code_dir)
+        raise
+
+
+def _check_ports_free(plan: SlotPlan) -> None:
+    busy = [
+        (name, port)
+        for name, port in plan.ports.items()
+        if not netcheck.port_is_free(plan.bind or "127.0.0.1", port)
+    ]
+    if not busy:
+        return
+    # Ports held by this slot's own running containers are fine (a restart).
+    own: set[int] = set()
+    with contextlib.suppress(ComposeError):
+        for container in compose.ps(plan.compose_project):
+            own.update(container.published)
+    foreign = [(name, port) for name, port in busy if port not in own]
+    if foreign:
+        name, port = foreign[0]
+        others = ", ".join(str(p) for _, p in foreign[1:])
+        raise PortConflictError(
+            f"port {port} ({name} of {plan.compose_project}) is already in use by another process"
+            + (f"; also busy: {others}" if others else ""),
+            hint=f"free it (see `lsof -i :{port}`) or stop what holds it; nothing was started",
+        )
+
+
+def _start_claimed(
+    project: Project,
+    slot: SlotRecord,
+    plan: SlotPlan,
+    code_dir: Path,
+    progress: Progress,
+    store: RegistryStore,
+) -> StartReport:
+    config = project.config
+    write_slot_files(config, plan, slot, code_dir)
+    target = compose_target(config, slot)
+    merged = compose.config(target)
+    _check_published_ports(merged, plan)
+
+    progress.step(f"starting {plan.compose_project} (slot {plan.slot_id}, {plan.profile.value})")
+    result = compose.up(target, config.sandbox.wait_timeout, progress.detail)
+    if not result.ok:
+        _raise_start_failure(plan, result.output, store, config.name)
+    progress.step("containers running and healthy")
+
+    checks = run_checks(config, plan, progress.check)
+    failed = [c for c in checks if c.outcome is not Outcome.PASSED]
+    status = SlotStatus.FAILED if failed else SlotStatus.RUNNING
+    with store.transaction() as registry:
+        slot = registry.set_status(config.name, plan.slot_id, status)
+    if failed:
+        summary = "; ".join(f"{c.name}: {c.outcome.value} ({c.detail})" for c in failed)
+        raise GateFailedError(
+            f"slot {plan.slot_id} started but failed the startability gate: {summary}",
+            hint=f"look at `kinfra sandbox logs --slot {plan.slot_id}`; "
+            f"stop it with `kinfra sandbox down --slot {plan.slot_id}`",
+        )
+    return StartReport(slot, plan, code_dir, plan.urls(config), checks)
+
+
+def _check_published_ports(merged: dict[str, object], plan: SlotPlan) -> None:
+    allowed = set(plan.ports.values())
+    services = merged.get("services") or {}
+    assert isinstance(services, dict)
+    for name, body in services.items():
+        for port in (body or {}).get("ports") or []:
+            published = port.get("published") if isinstance(port, dict) else None
+            if published and int(published) not in allowed:
+                raise ConfigError(
+                    f"service {name} would publish host port {published}, "
+                    "which is not one of the slot's named ports",
+                    hint="declare it under [ports] in kinfra.toml; nothing was started",
+                )
+
+
+def _raise_start_failure(plan: SlotPlan, output: str, store: RegistryStore, project: str) -> None:
+    containers = []
+    with contextlib.suppress(ComposeError):
+        containers = compose.ps(plan.compose_project)
+    unhealthy = [c for c in containers if not c.ok]
+    if containers and unhealthy:
+        with store.transaction() as registry:
+            registry.set_status(project, plan.slot_id, SlotStatus.FAILED)
+        described = ", ".join(
+            f"{c.service} {c.health or c.state}"
+            + (f" (exit {c.exit_code})" if c.state == "exited" else "")
+            for c in unhealthy
+        )
+        raise GateFailedError(
+            f"slot {plan.slot_id} containers did not become healthy: {described}",
+            hint=f"look at `kinfra sandbox logs --slot {plan.slot_id}`; "
+            f"stop it with `kinfra sandbox down --slot {plan.slot_id}`",
+        )
+    # Nothing usable came up: take down whatever half-started.
+    with contextlib.suppress(ComposeError):
+        compose.down(plan.compose_project)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    detail = " / ".join(lines[-3:]) if lines else "docker compose up failed"
+    raise SandboxStartError(f"Failed to start sandbox: {detail}")
+
+
+# --- stop, status, listing ------------------------------------------------------------
+
+
+def stop_slot(
+    project: Project,
+    slot_id: int,
+    volumes: bool = False,
+    release_manual: bool = True,
+    store: RegistryStore | None = None,
+) -> SlotRecord:
+    """Stop a slot (volumes kept unless asked). A "manual" claim is given back;
+    an impl worktree keeps its claim until `kinfra done`."""
+    config = project.config
+    store = store or RegistryStore()
+    slot = store.load().require_project(config.name).slot(slot_id)
+    try:
+        compose.down(slot.compose_project, volumes=volumes)
+    except BaseException:
+        with store.transaction() as registry:
+            registry.set_status(config.name, slot_id, SlotStatus.FAILED)
+        raise
+    with store.transaction() as registry:
+        slot = registry.set_status(config.name, slot_id, SlotStatus.STOPPED)
+        if release_manual and slot.claim_kind == "manual":
+            slot = registry.release(config.name, slot_id)
+    return slot
+
+
+@dataclass(frozen=True)
+class SlotStatusReport:
+    slot: SlotRecord
+    plan: SlotPlan
+    containers: list[compose.ContainerState]
+    urls: dict[str, str]
+
+    @property
+    def state(self) -> str:
+        if not self.containers:
+            return "stopped"
+        if all(c.ok for c in self.containers):
+            return "running"
+        if any(c.state == "running" for c in self.containers):
+            return "degraded"
+        return "stopped"
+
+
+def slot_status(
+    project: Project, slot_id: int, store: RegistryStore | None = None
+) -> SlotStatusReport:
+    config = project.config
+    store = store or RegistryStore()
+    slot = store.load().require_project(config.name).slot(slot_id)
+    plan = plan_slot(config, slot_id)
+    containers = compose.ps(slot.compose_project)
+    return SlotStatusReport(slot, plan, containers, plan.urls(config))
+
+
+@dataclass(frozen=True)
+class SlotView:
+    slot: SlotRecord
+    live: str  # what Docker reports now: running(3), exited(2), stopped, unknown
+
+    @property
+    def running(self) -> bool:
+        return self.live.startswith("running")
+
+
+def list_slots(
+    project: Project, store: RegistryStore | None = None
+) -> tuple[list[SlotView], str | None]:
+    """Every slot of the project with Docker's live status. The second value is
+    a note when Docker could not be asked."""
+    store = store or RegistryStore()
+    record = store.load().project(project.config.name)
+    if record is None:
+        return [], None
+    note = None
+    try:
+        live = compose.list_projects()
+    except (DockerUnavailableError, ComposeError) as exc:
+        live = {}
+        note = f"live status unknown: {exc.message}"
+    views = [
+        SlotView(slot, live.get(slot.compose_project, "stopped") if note is None else "unknown")
+        for _, slot in sorted(record.slots.items())
+    ]
+    return views, note
