@@ -313,7 +313,8 @@ def _short_port(service: str, raw: str, notes: list[str]) -> _Published | None:
 
 
 def _long_port(service: str, entry: Mapping[str, Any], notes: list[str]) -> _Published | None:
-    raw = repr(dict(entry))
+    # Shown in notes the way the short syntax would write it.
+    raw = f"{entry.get('published', '')}:{entry.get('target', '')}/{entry.get('protocol', 'tcp')}"
     host_raw = entry.get("published")
     host = interpolate(str(host_raw)) if host_raw is not None else ""
     container = interpolate(str(entry.get("target", "")))
