@@ -254,7 +254,7 @@ def propose(
     published: list[_Published] = []
     for svc, svc_def in services.items():
         published.extend(_published_ports(svc, svc_def, notes))
-    ports = _name_ports(published, services, health, pool_size, notes)
+    ports = _name_ports(published, health, pool_size, notes)
     mounts, candidates = _propose_mounts(services, compose_dir, notes)
     checks = _propose_checks(services, ports, health, notes)
     workers = tuple(svc for svc in services if "worker" in svc.lower())
@@ -373,7 +373,6 @@ def _scheme(target: int, service: str, health: Mapping[str, _HealthUrl | None]) 
 
 def _name_ports(
     published: list[_Published],
-    services: Mapping[str, Any],
     health: Mapping[str, _HealthUrl | None],
     pool_size: int,
     notes: list[str],
