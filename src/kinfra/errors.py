@@ -139,3 +139,32 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+# --- orchestrator --------------------------------------------------------------
+
+EXIT_NEEDS_HUMAN = 4
+
+
+class PlanError(KinfraError):
+    """A milestone plan cannot be parsed; ``issues`` lists each problem with its line."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, issues: tuple[object, ...] = ()
+    ) -> None:
+        super().__init__(message, hint)
+        self.issues = issues
+
+
+class OrchestratorError(KinfraError):
+    """An orchestrator run cannot start or continue (state exists, no state, bad agent...)."""
+
+
+class TaskFailedError(KinfraError):
+    """A task of an orchestrator run failed; `kinfra orch resume` tries it again."""
+
+
+class NeedsHumanError(KinfraError):
+    """The agent asked a question or reported itself blocked: a human must step in."""
+
+    exit_code = EXIT_NEEDS_HUMAN

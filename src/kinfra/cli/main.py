@@ -16,6 +16,7 @@ from types import FrameType
 
 import typer
 
+from kinfra.cli import orch as orch_cli
 from kinfra.cli import sandbox as sandbox_cli
 from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, Interrupted, KinfraError
 
@@ -29,6 +30,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(sandbox_cli.app, name="sandbox")
+app.add_typer(orch_cli.app, name="orch")
 
 
 @app.command("init")

@@ -1,0 +1,132 @@
+"""The agent interface: one request in, one result out, progress on the way.
+
+Every adapter (Claude Code, Codex, a generic command) runs its program through
+kinfra.orch.process and turns its output into an ``AgentResult``. Nothing here
+raises for an agent that misbehaves: a hang, a crash or a stream without a
+result is an outcome, recorded as a failed attempt by the run loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from kinfra.orch.process import ProcessResult, StopReason
+from kinfra.orch.status_block import StatusBlock, parse_status_block
+
+
+class AgentOutcome(str, Enum):
+    SUCCESS = "success"  # the agent finished its turn normally
+    ERROR = "error"  # the agent reported an error (error_during_execution...)
+    API_ERROR = "api_error"  # an API failure (is_error with subtype success): retryable
+    MAX_TURNS = "max_turns"  # stopped by --max-turns
+    TIMEOUT = "timeout"  # wall-clock task timeout: killed
+    IDLE_TIMEOUT = "idle_timeout"  # no output for too long: killed
+    CRASHED = "crashed"  # exited without a result (non-zero exit, stream cut short)
+    NOT_FOUND = "not_found"  # the agent program is not installed
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    prompt: str
+    workdir: Path
+    max_turns: int
+    timeout: float  # wall clock, seconds
+    idle_timeout: float  # no output, seconds
+    resume_session: str | None = None  # continue this session (--resume)
+    new_session: str | None = None  # id for a new session, when the agent lets us choose
+    model: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_path: Path | None = None  # raw output goes here
+    kill_grace: float = 5.0  # seconds per stage of INT -> TERM -> KILL
+
+
+@dataclass(frozen=True)
+class AgentProgress:
+    """What the agent did so far; sent on each event and on a clock tick."""
+
+    elapsed: float
+    turns: int
+    cost_usd: float | None
+    last_tool: str | None
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    outcome: AgentOutcome
+    session_id: str | None
+    turns: int | None
+    cost_usd: float | None  # None when the agent does not report cost
+    tokens: Mapping[str, int]  # by type: input, output, cache_read, cache_creation...
+    duration: float  # seconds, the agent process's own wall time
+    final_text: str | None
+    error: str | None = None
+    status_block: StatusBlock | None = None
+    question: str | None = None
+    subtype: str | None = None
+    terminal_reason: str | None = None
+    models: tuple[str, ...] = ()
+    exit_code: int | None = None
+    pid: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is AgentOutcome.SUCCESS
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, progress: AgentProgress) -> None: ...
+
+
+class Agent(Protocol):
+    name: str
+    provider: str  # gen_ai.provider.name: anthropic, openai, ...
+    chooses_session_id: bool  # whether AgentRequest.new_session is honoured
+
+    def run(
+        self,
+        request: AgentRequest,
+        on_progress: ProgressCallback | None = None,
+        on_session: Callable[[str], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> AgentResult:
+        """Run one attempt. ``on_session`` is called as soon as the session
+        id is known, ``on_start`` with the agent's pid right after it starts."""
+        ...
+
+
+def process_failure(proc: ProcessResult, request: AgentRequest) -> tuple[AgentOutcome, str] | None:
+    """The outcome for a process that was killed or never ran, else None."""
+    if proc.stop is StopReason.NOT_FOUND:
+        return AgentOutcome.NOT_FOUND, proc.stderr_tail
+    if proc.stop is StopReason.TIMEOUT:
+        return AgentOutcome.TIMEOUT, f"task timeout: killed after {request.timeout:g}s"
+    if proc.stop is StopReason.IDLE:
+        return (
+            AgentOutcome.IDLE_TIMEOUT,
+            f"no output for {request.idle_timeout:g}s: killed (hung agent)",
+        )
+    return None
+
+
+def with_status(result: AgentResult) -> AgentResult:
+    """Attach the status block of the final message (and its question)."""
+    from dataclasses import replace
+
+    block = parse_status_block(result.final_text)
+    return replace(
+        result, status_block=block, question=block.question if block else result.question
+    )
+
+
+def crash_message(proc: ProcessResult, what: str) -> str:
+    message = what
+    if proc.returncode is not None:
+        message += f" (exit {proc.returncode})"
+    if proc.stderr_tail.strip():
+        message += ": " + proc.stderr_tail.strip().splitlines()[-1][:300]
+    return message

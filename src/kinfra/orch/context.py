@@ -1,0 +1,101 @@
+"""Where a run happens: the workdir, its project, the orchestrator settings,
+the slot's URLs, and where the run's files go.
+
+The workdir is normally an impl worktree of a kinfra project; the config is
+read from the project's main checkout. Outside a kinfra project (no
+kinfra.toml), the git toplevel's folder name is the project name and the
+settings are the defaults of ``[orchestrator]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kinfra.adapters import git
+from kinfra.domain.config import OrchestratorSettings, parse_config
+from kinfra.errors import NotInProjectError
+from kinfra.paths import project_home
+
+SLOT_ENV_FILE = ".env.sandbox"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    project: str
+    workdir: Path  # the checkout the agent works in
+    settings: OrchestratorSettings
+    test_command: str | None
+    slot_env: dict[str, str]  # the slot's URLs (and SLOT_NUMBER), for the prompt
+
+    @property
+    def runs_dir(self) -> Path:
+        return project_home(self.project) / "runs"
+
+    def state_path(self, milestone: str) -> Path:
+        return self.runs_dir / f"{milestone}.json"
+
+    def lock_path(self, milestone: str) -> Path:
+        return self.runs_dir / f"{milestone}.lock"
+
+    def telemetry_path(self, milestone: str) -> Path:
+        return self.runs_dir / f"{milestone}.telemetry.jsonl"
+
+    def logs_dir(self, milestone: str) -> Path:
+        return self.runs_dir / f"{milestone}.logs"
+
+
+def default_settings(project: str = "project") -> OrchestratorSettings:
+    """The ``[orchestrator]`` defaults, taken from the config model itself."""
+    return parse_config(Path("kinfra.toml"), {"project": {"name": project}}).orchestrator
+
+
+def project_name_for(folder: str) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", folder.lower()).strip("-")[:40]
+    return name or "project"
+
+
+def resolve_context(workdir: Path | None = None) -> RunContext:
+    """The context of a run in ``workdir`` (default: the current directory's checkout)."""
+    from kinfra.workflows.project import find_project
+
+    start = (workdir or Path.cwd()).resolve()
+    if not start.is_dir():
+        raise NotInProjectError(f"workdir {start} is not a directory")
+    top = git.toplevel(start)
+    if top is None:
+        raise NotInProjectError(
+            f"{start} is not inside a git checkout",
+            hint="run the orchestrator inside the impl worktree (or pass --workdir)",
+        )
+    try:
+        project = find_project(start)
+    except NotInProjectError:
+        name = project_name_for(git.main_checkout(start).name)
+        return RunContext(name, top, default_settings(), None, read_slot_env(top))
+    config = project.config
+    return RunContext(
+        config.name, top, config.orchestrator, config.test_command, read_slot_env(top)
+    )
+
+
+def read_slot_env(workdir: Path) -> dict[str, str]:
+    """The slot's URLs from the nearest ``.env.sandbox`` at or above ``workdir``:
+    keys ending in ``_URL`` and ``SLOT_NUMBER``. (To be replaced by the slot
+    detection module.)"""
+    for folder in (workdir, *workdir.parents):
+        path = folder / SLOT_ENV_FILE
+        if not path.is_file():
+            continue
+        result: dict[str, str] = {}
+        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.removeprefix("export ").split("=", 1)
+            key, value = key.strip(), value.strip().strip("'\"")
+            if key.endswith("_URL") or key == "SLOT_NUMBER":
+                result[key] = value
+        return result
+    return {}

@@ -1,0 +1,206 @@
+"""Readers for ``kinfra orch status``, ``history`` and ``costs``.
+
+``status`` reads the run state files (and whether a live process holds each
+milestone's lock); ``history`` and ``costs`` read the telemetry JSON lines,
+where every agent attempt is a span carrying its cost and tokens. Nothing here
+writes.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from kinfra.orch.context import RunContext, resolve_context
+from kinfra.orch.lock import lock_holder
+from kinfra.orch.plan import read_plan
+from kinfra.orch.state import RunState, load_state
+from kinfra.orch.telemetry import read_records
+
+_ATTEMPT_SPAN = "invoke_agent "
+_RUN_SPAN = "invoke_workflow "
+
+
+def _context(workdir: Path | None) -> RunContext:
+    return resolve_context(workdir)
+
+
+def run_status(plan_path: Path | None = None, workdir: Path | None = None) -> list[dict[str, Any]]:
+    """One entry per milestone with a state file (or only the given plan's)."""
+    ctx = _context(workdir)
+    if plan_path is not None:
+        milestones = [read_plan(plan_path).milestone]
+    else:
+        milestones = sorted(p.stem for p in ctx.runs_dir.glob("*.json"))
+    result: list[dict[str, Any]] = []
+    for milestone in milestones:
+        state = load_state(ctx.state_path(milestone))
+        if state is None:
+            if plan_path is not None:
+                result.append({"milestone": milestone, "state": None, "tasks": []})
+            continue
+        holder = lock_holder(ctx.lock_path(milestone))
+        result.append(_state_entry(state, holder.pid if holder else None))
+    return result
+
+
+def _state_entry(state: RunState, running_pid: int | None) -> dict[str, Any]:
+    tasks = []
+    for task in state.tasks:
+        last = task.last
+        tasks.append(
+            {
+                "id": task.id,
+                "title": task.title,
+                "status": task.status.value,
+                "in_plan": task.in_plan,
+                "attempts": len(task.attempts),
+                "cost_usd": task.cost_usd,
+                "tokens": task.tokens,
+                "turns": task.turns,
+                "duration": round(task.duration, 3),
+                "session_id": last.session_id if last else None,
+                "last_error": task.last_error,
+                "question": last.question if last else None,
+            }
+        )
+    counts = state.counts()
+    return {
+        "milestone": state.milestone,
+        "run_id": state.run_id,
+        "plan": state.plan_path,
+        "agent": state.agent,
+        "workdir": state.workdir,
+        "created": state.created,
+        "updated": state.updated,
+        "running_pid": running_pid,
+        "counts": counts,
+        "cost_usd": state.cost_usd,
+        "tasks": tasks,
+    }
+
+
+def _spans(ctx: RunContext) -> list[dict[str, Any]]:
+    paths = sorted(ctx.runs_dir.glob("*.telemetry.jsonl"))
+    return [r for r in read_records(paths) if r.get("kind") == "span"]
+
+
+def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` orchestrator executions, newest first. A run whose
+    process was killed has no run span; its attempts still tell its story."""
+    ctx = _context(workdir)
+    runs: dict[str, dict[str, Any]] = {}
+    for span in _spans(ctx):
+        attrs = span.get("attributes") or {}
+        run_id = attrs.get("kinfra.run.id")
+        if not isinstance(run_id, str):
+            continue
+        entry = runs.setdefault(
+            run_id,
+            {
+                "run_id": run_id,
+                "milestone": attrs.get("kinfra.milestone"),
+                "started": span["start"],
+                "ended": span["end"],
+                "outcome": None,
+                "tasks": [],
+                "attempts": 0,
+                "cost_usd": 0.0,
+            },
+        )
+        entry["started"] = min(entry["started"], span["start"])
+        entry["ended"] = max(entry["ended"], span["end"])
+        name = str(span.get("name", ""))
+        if name.startswith(_RUN_SPAN):
+            entry["outcome"] = attrs.get("kinfra.outcome")
+            entry["tasks_done"] = attrs.get("kinfra.tasks.done")
+            entry["tasks_total"] = attrs.get("kinfra.tasks.total")
+        elif name.startswith(_ATTEMPT_SPAN):
+            entry["attempts"] += 1
+            entry["cost_usd"] = math.fsum([entry["cost_usd"], _cost(attrs)])
+            task = attrs.get("kinfra.task.id")
+            if task not in entry["tasks"]:
+                entry["tasks"].append(task)
+    for entry in runs.values():
+        if entry["outcome"] is None:
+            holder = lock_holder(ctx.lock_path(str(entry["milestone"])))
+            entry["outcome"] = (
+                "running" if holder and holder.run_id == entry["run_id"] else "interrupted"
+            )
+        entry["duration"] = round(entry["ended"] - entry["started"], 3)
+        entry["started"] = _iso(entry["started"])
+        entry["ended"] = _iso(entry["ended"])
+    ordered = sorted(runs.values(), key=lambda e: e["started"], reverse=True)
+    return ordered[:limit]
+
+
+def run_costs(
+    since: date | None = None, by_milestone: bool = False, workdir: Path | None = None
+) -> dict[str, Any]:
+    """Cost and tokens of every agent attempt (since a date), as the agent reported them."""
+    ctx = _context(workdir)
+    threshold = (
+        datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp() if since else None
+    )
+    costs: list[float] = []
+    tokens: dict[str, int] = {}
+    attempts = 0
+    unknown = 0
+    groups: dict[str, dict[str, Any]] = {}
+    for span in _spans(ctx):
+        if not str(span.get("name", "")).startswith(_ATTEMPT_SPAN):
+            continue
+        if threshold is not None and float(span.get("start", 0)) < threshold:
+            continue
+        attrs = span.get("attributes") or {}
+        attempts += 1
+        cost = attrs.get("kinfra.cost_usd")
+        if not isinstance(cost, int | float):
+            unknown += 1
+        costs.append(_cost(attrs))
+        span_tokens = {
+            key.removeprefix("kinfra.tokens."): int(value)
+            for key, value in attrs.items()
+            if key.startswith("kinfra.tokens.") and isinstance(value, int)
+        }
+        for kind, count in span_tokens.items():
+            tokens[kind] = tokens.get(kind, 0) + count
+        if by_milestone:
+            key = str(attrs.get("kinfra.milestone"))
+            group = groups.setdefault(
+                key, {"milestone": key, "costs": [], "attempts": 0, "tokens": {}}
+            )
+            group["costs"].append(_cost(attrs))
+            group["attempts"] += 1
+            for kind, count in span_tokens.items():
+                group["tokens"][kind] = group["tokens"].get(kind, 0) + count
+    result: dict[str, Any] = {
+        "project": ctx.project,
+        "since": since.isoformat() if since else None,
+        "cost_usd": math.fsum(costs),
+        "attempts": attempts,
+        "attempts_without_cost": unknown,
+        "tokens": tokens,
+    }
+    if by_milestone:
+        result["milestones"] = [
+            {
+                "milestone": g["milestone"],
+                "cost_usd": math.fsum(g["costs"]),
+                "attempts": g["attempts"],
+                "tokens": g["tokens"],
+            }
+            for g in sorted(groups.values(), key=lambda g: str(g["milestone"]))
+        ]
+    return result
+
+
+def _cost(attrs: dict[str, Any]) -> float:
+    value = attrs.get("kinfra.cost_usd")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
