@@ -23,8 +23,12 @@ def _no_real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         "[user]\n\tname = kinfra tests\n\temail = tests@kinfra.invalid\n"
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
     )
-    saved = {k: os.environ.get(k) for k in ("HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")}
+    docker_config = tmp_path_factory.mktemp("docker-config")
+    keys = ("HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "DOCKER_CONFIG")
+    saved = {k: os.environ.get(k) for k in keys}
     os.environ["HOME"] = str(blocker / "home")
+    # The docker CLI reads its config from ~/.docker unless told otherwise.
+    os.environ["DOCKER_CONFIG"] = str(docker_config)
     os.environ["GIT_CONFIG_GLOBAL"] = str(gitconfig)
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     yield

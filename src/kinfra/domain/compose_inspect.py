@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from kinfra.domain import compose_yaml
 from kinfra.domain.config import CheckType, CodeMount, HealthCheck, NamedPort
-from kinfra.errors import ConfigError, InvalidNameError
+from kinfra.errors import InvalidNameError
 
 DEFAULT_POOL_SIZE = 6
 HTTP_CHECK_TIMEOUT = 30.0
@@ -40,89 +39,12 @@ _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _PREFIX_MAX = 12
 
 
-# --- YAML --------------------------------------------------------------------
+# --- YAML ---------------------------------------------------------------------
 
-
-class _OverrideList(list[Any]):
-    """A sequence tagged ``!override``: replaces instead of extending."""
-
-
-class _OverrideDict(dict[str, Any]):
-    """A mapping tagged ``!override``: replaces instead of merging."""
-
-
-class _Reset:
-    """A value tagged ``!reset``: removes the key inherited from earlier files."""
-
-
-class _ComposeLoader(yaml.SafeLoader):
-    """SafeLoader that reads compose files like Compose does (YAML 1.2 numbers).
-
-    YAML 1.1 reads an unquoted ``22:22`` as the base-60 integer 1342; Compose
-    (go-yaml v3) reads it as a string, and so must we for port mappings.
-    """
-
-
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_ComposeLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag not in (_INT, _FLOAT)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_ComposeLoader.add_implicit_resolver(
-    _INT,
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
-    list("-+0123456789"),
-)
-_ComposeLoader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-
-
-def _construct_override(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.SequenceNode):
-        return _OverrideList(loader.construct_sequence(node, deep=True))
-    if isinstance(node, yaml.MappingNode):
-        mapping = loader.construct_mapping(node, deep=True)
-        return _OverrideDict({str(key): value for key, value in mapping.items()})
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-def _construct_reset(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    return _Reset()
-
-
-_ComposeLoader.add_constructor("!override", _construct_override)
-_ComposeLoader.add_constructor("!reset", _construct_reset)
-
-
-def parse_compose(text: str, filename: str) -> dict[str, Any]:
-    """One compose file's document; ConfigError (one line) if it is not one."""
-    try:
-        data = yaml.load(text, Loader=_ComposeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(
-            f"{filename}: not valid YAML{where}: {problem}", hint=f"fix {filename}"
-        ) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{filename}: expected a mapping at the top level", hint=f"fix {filename}"
-        )
-    services = data.get("services", {})
-    if not isinstance(services, dict) or not all(isinstance(s, dict) for s in services.values()):
-        raise ConfigError(
-            f"{filename}: 'services' must map service names to mappings", hint=f"fix {filename}"
-        )
-    return data
+_OverrideList = compose_yaml.Override
+_OverrideDict = compose_yaml.OverrideMap
+_Reset = compose_yaml.Reset
+parse_compose = compose_yaml.load
 
 
 def merge_compose(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

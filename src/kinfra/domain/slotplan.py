@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinfra.adapters.compose_yaml import Override, Reset
+from kinfra.domain.compose_yaml import Override, Reset
 from kinfra.domain.config import Config, Profile
 
 LOCAL_PROD_SLOT = 0
