@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters.runner import CommandNotFoundError, Result, run
@@ -45,3 +46,174 @@ def main_checkout(cwd: Path) -> Path:
     if top is None:
         raise NotInProjectError(f"{cwd} is not inside a git working tree")
     return top
+
+
+# --- worktrees -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorktreeEntry:
+    """One entry of ``git worktree list --porcelain``."""
+
+    path: Path
+    head: str | None
+    branch: str | None  # short name (impl/genome-M1), None when detached or bare
+    is_main: bool
+    prunable: bool  # git's own verdict: its directory is gone
+    locked: bool
+
+
+def list_worktrees(repo: Path) -> list[WorktreeEntry]:
+    """Every worktree git knows for the repository, the main checkout first."""
+    text = git("worktree", "list", "--porcelain", cwd=repo).stdout
+    entries: list[WorktreeEntry] = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            fields[key] = value
+        if "worktree" not in fields or "bare" in fields:
+            continue
+        branch = fields.get("branch")
+        if branch is not None and branch.startswith("refs/heads/"):
+            branch = branch[len("refs/heads/") :]
+        entries.append(
+            WorktreeEntry(
+                path=Path(fields["worktree"]),
+                head=fields.get("HEAD"),
+                branch=branch,
+                is_main=not entries,
+                prunable="prunable" in fields,
+                locked="locked" in fields,
+            )
+        )
+    return entries
+
+
+def branch_exists(repo: Path, branch: str) -> bool:
+    return git("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", cwd=repo, check=False).ok
+
+
+def add_worktree(repo: Path, path: Path, branch: str, start_point: str | None) -> bool:
+    """Create ``path`` on ``branch``; reuse the branch if it exists, else create
+    it from ``start_point`` (None: the current HEAD). Returns whether the branch
+    was created. ``--`` keeps any name from being read as an option."""
+    if branch_exists(repo, branch):
+        git("worktree", "add", "--quiet", str(path), branch, cwd=repo)
+        return False
+    args = ["worktree", "add", "--quiet", "--no-track", "-b", branch, str(path)]
+    if start_point is not None:
+        args.append(start_point)
+    git(*args, cwd=repo)
+    return True
+
+
+def remove_worktree(repo: Path, path: Path, force: bool = False) -> None:
+    """``git worktree remove``; with ``force`` also for a dirty or missing tree.
+    Works for an entry whose directory was already deleted."""
+    args = ["worktree", "remove"]
+    if force:
+        args += ["--force", "--force"]
+    git(*args, str(path), cwd=repo)
+
+
+def prune_worktrees(repo: Path) -> None:
+    git("worktree", "prune", cwd=repo)
+
+
+def delete_branch(repo: Path, branch: str) -> bool:
+    """Delete ``branch`` only if it is fully merged (``git branch -d``)."""
+    return git("branch", "-d", branch, cwd=repo, check=False).ok
+
+
+def delete_branch_force(repo: Path, branch: str) -> None:
+    git("branch", "-D", branch, cwd=repo)
+
+
+def has_uncommitted(path: Path) -> bool:
+    """Staged, unstaged or untracked (not ignored) changes."""
+    return bool(git("status", "--porcelain", "--ignore-submodules", cwd=path).stdout.strip())
+
+
+def remotes(repo: Path) -> list[str]:
+    return git("remote", cwd=repo).stdout.split()
+
+
+def fetch(repo: Path, remote: str) -> Result:
+    """Fetch, never raising: offline work and concurrent fetches must not stop
+    a worktree from being created from what is already known."""
+    return git("fetch", "--quiet", remote, cwd=repo, check=False)
+
+
+def current_branch(path: Path) -> str | None:
+    result = git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=path, check=False)
+    return result.stdout.strip() if result.ok else None
+
+
+def ref_exists(repo: Path, ref: str) -> bool:
+    return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo, check=False).ok
+
+
+def remote_default_ref(repo: Path) -> str | None:
+    """The remote default branch as a ref (``origin/main``), or None without a remote."""
+    names = remotes(repo)
+    if not names:
+        return None
+    remote = "origin" if "origin" in names else names[0]
+    result = git(
+        "symbolic-ref", "--quiet", "--short", f"refs/remotes/{remote}/HEAD", cwd=repo, check=False
+    )
+    if result.ok and result.stdout.strip():
+        return result.stdout.strip()
+    local = current_branch(repo)
+    for name in (local, "main", "master"):
+        if name and ref_exists(repo, f"refs/remotes/{remote}/{name}"):
+            return f"{remote}/{name}"
+    return None
+
+
+def upstream(path: Path) -> str | None:
+    result = git(
+        "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}", cwd=path, check=False
+    )
+    return result.stdout.strip() if result.ok else None
+
+
+def count_commits(path: Path, base: str) -> int:
+    """Commits on HEAD that are not on ``base``."""
+    return int(git("rev-list", "--count", f"{base}..HEAD", cwd=path).stdout.strip() or 0)
+
+
+def unpushed_commits(path: Path, default_ref: str | None, local_default: str | None) -> int:
+    """Commits of the worktree at ``path`` that exist nowhere else: not on its
+    upstream, or without one not on the remote default branch (without a
+    remote: not on the main checkout's branch)."""
+    base = upstream(path) or default_ref or local_default
+    if base is None:
+        return 0
+    return count_commits(path, base)
+
+
+def common_dir(repo: Path) -> Path:
+    result = git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=repo)
+    return Path(result.stdout.strip())
+
+
+def ensure_excluded(repo: Path, pattern: str) -> None:
+    """Add ``pattern`` to the repository's ``info/exclude`` (shared by all its
+    worktrees), so files kinfra writes never count as uncommitted work."""
+    exclude = common_dir(repo) / "info" / "exclude"
+    try:
+        lines = exclude.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if pattern in lines:
+        return
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a", encoding="utf-8") as handle:
+        prefix = "\n" if lines and lines[-1] != "" else ""
+        handle.write(f"{prefix}# written by kinfra\n{pattern}\n")
+
+
+def is_ignored(repo: Path, relative: str) -> bool:
+    return git("check-ignore", "--quiet", "--no-index", "--", relative, cwd=repo, check=False).ok

@@ -18,6 +18,7 @@ import typer
 
 from kinfra.cli import orch as orch_cli
 from kinfra.cli import sandbox as sandbox_cli
+from kinfra.cli import worktree_cmds
 from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, Interrupted, KinfraError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(sandbox_cli.app, name="sandbox")
+worktree_cmds.register(app)
 app.add_typer(orch_cli.app, name="orch")
 
 

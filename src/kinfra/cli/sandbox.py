@@ -53,12 +53,16 @@ def up_command(
 ) -> None:
     """Start a slot's stack and wait for the startability gate; print its URLs."""
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.slots import start_slot
-    from kinfra.workflows.targeting import resolve_slot_id
+    from kinfra.workflows.targeting import sandbox_up
 
     project = find_project()
-    slot_id = resolve_slot_id(project, slot)
-    report = start_slot(project, slot_id, code_dir=code_dir, progress=render.progress())
+    result = sandbox_up(project, slot, code_dir=code_dir, progress=render.progress())
+    report = result.report
+    slot_id = report.slot.slot_id
+    if result.note:
+        render.note(result.note)
+    if result.reclaimed:
+        render.note(f"this worktree's claim had been released; claimed slot {slot_id} again")
     render.ok(f"slot {slot_id} is up ({report.slot.compose_project}, code from {report.code_dir})")
     for name, url in report.urls.items():
         render.out(f"  {name:<8} {url}")

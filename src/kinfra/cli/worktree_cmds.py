@@ -1,0 +1,173 @@
+"""kinfra spec / impl / done (finish, complete) / worktrees / doctor."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import typer
+
+from kinfra.cli import render
+
+
+class ProfileChoice(str, Enum):
+    light = "light"
+    standard = "standard"
+    heavy = "heavy"
+
+
+def spec_command(
+    feature: str = typer.Argument(..., help="Feature name, e.g. genome."),
+) -> None:
+    """Create the spec worktree ../<prefix>-spec-<feature> and its design folder."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.worktrees import spec
+
+    result = spec(find_project(), feature)
+    made = "created" if result.branch_created else "reused"
+    render.ok(f"spec worktree {result.path} (branch {result.branch}, {made} from {result.base})")
+    render.out(f"  design folder: {result.design_dir}")
+
+
+def impl_command(
+    target: str = typer.Argument(..., help="<feature>/<milestone>, e.g. genome/M1."),
+    profile: ProfileChoice = typer.Option(
+        ProfileChoice.light, "--profile", "-p", help="Smallest slot profile to claim."
+    ),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help="Create the worktree only."),
+) -> None:
+    """Create an impl worktree, claim a sandbox slot and start its stack."""
+    from kinfra.domain.config import Profile
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.worktrees import impl
+
+    def setup_line(line: str) -> None:
+        render.plain(f"  setup │ {line}", err=True)
+
+    result = impl(
+        find_project(),
+        target,
+        profile=Profile(profile.value),
+        sandbox=not no_sandbox,
+        progress=render.progress(),
+        output=setup_line,
+    )
+    for note in result.notes:
+        render.note(note)
+    for item in result.copied:
+        render.note(f"copied {item} from the main checkout")
+    if result.setup is not None and result.setup.returncode != 0:
+        render.warn(
+            f"setup command `{result.setup.command}` failed (exit {result.setup.returncode}); "
+            "the worktree is kept"
+        )
+    made = "new branch" if result.branch_created else "existing branch"
+    render.ok(f"worktree {result.path} ({made} {result.branch}, from {result.base})")
+    render.out(f"  milestone  {result.milestone_file}")
+    if result.slot is None:
+        render.out("  sandbox    none (--no-sandbox)")
+        return
+    slot = result.slot
+    render.out(f"  slot       {slot.slot_id} ({slot.profile.value}, {slot.compose_project})")
+    for name, url in result.urls.items():
+        render.out(f"  {name:<10} {url}")
+
+
+def done_command(
+    name: str = typer.Argument(
+        ..., help="<feature>-<milestone>, the directory name, or part of it."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Proceed despite uncommitted or unpushed work."
+    ),
+    keep_branch: bool = typer.Option(False, "--keep-branch", help="Never delete the branch."),
+) -> None:
+    """Stop the worktree's stack (volumes kept), release its slot, remove the worktree."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.worktrees import done
+
+    result = done(find_project(), name, force=force, keep_branch=keep_branch)
+    if result.slot_id is not None:
+        render.ok(f"slot {result.slot_id} stopped (volumes kept) and released")
+    else:
+        render.note("the worktree held no slot")
+    if result.removed:
+        render.ok(f"worktree {result.path} removed")
+    if result.branch_deleted:
+        render.ok(f"branch {result.branch} deleted (fully merged)")
+    for note in result.notes:
+        render.note(note)
+
+
+def worktrees_command(
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List this repository's spec and impl worktrees and their sandboxes."""
+    from kinfra.workflows.project import find_project
+    from kinfra.workflows.worktrees import list_worktrees
+
+    views = list_worktrees(find_project())
+    if json_output:
+        render.print_json(
+            [
+                {
+                    "name": v.name,
+                    "type": v.kind.value,
+                    "branch": v.branch,
+                    "path": str(v.path),
+                    "exists": v.exists,
+                    "slot": v.slot_id,
+                    "slot_state": v.slot_state,
+                    "port": v.port,
+                    "sandbox": v.sandbox,
+                    "uncommitted": v.dirty,
+                }
+                for v in views
+            ]
+        )
+        return
+    if not views:
+        render.out("no spec or impl worktrees; create one with `kinfra impl <feature>/<milestone>`")
+        return
+
+    def changes(dirty: bool | None) -> str:
+        return "missing" if dirty is None else ("yes" if dirty else "no")
+
+    render.table(
+        ["name", "type", "branch", "sandbox", "changes"],
+        [[v.name, v.kind.value, v.branch, v.sandbox, changes(v.dirty)] for v in views],
+    )
+
+
+def doctor_command(
+    fix: bool = typer.Option(False, "--fix", help="Repair what can be repaired safely."),
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Compare the registry, git's worktrees and Docker's compose projects."""
+    from kinfra.workflows.doctor import doctor
+    from kinfra.workflows.project import find_project
+
+    report = doctor(find_project(), fix=fix)
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        for note in report.notes:
+            render.note(note)
+        if not report.findings:
+            render.ok("no problems found")
+        for finding in report.findings:
+            mark = {"fixed": "✓ fixed", "failed": "✗ fix failed", "": "•"}[finding.fixed]
+            render.out(f"{mark} {finding.kind.value}: {finding.message}")
+            if finding.advice and finding.fixed != "fixed":
+                render.out(f"    → {finding.advice}")
+    if report.unresolved:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("spec")(spec_command)
+    app.command("impl")(impl_command)
+    app.command("done")(done_command)
+    app.command("finish", help="Same as `kinfra done`.")(done_command)
+    app.command("complete", help="Same as `kinfra done`.")(done_command)
+    app.command("worktrees")(worktrees_command)
+    app.command("doctor")(doctor_command)

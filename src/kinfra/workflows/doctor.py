@@ -1,0 +1,209 @@
+"""`kinfra doctor`: compare the registry, git's worktrees and Docker's stacks.
+
+Three sources of truth drift apart when someone deletes a worktree by hand,
+kills kinfra mid-way, or starts a stack outside it. The doctor reports each
+mismatch and, with --fix, repairs the ones that have one safe repair. It never
+deletes a directory and never releases a slot whose stack it could not stop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from kinfra.adapters import compose, git
+from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
+from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
+from kinfra.workflows.project import Project
+from kinfra.workflows.slots import stop_slot
+
+
+class FindingKind(str, Enum):
+    STALE_CLAIM = "stale claim"
+    RUNNING_UNCLAIMED = "running without claim"
+    UNKNOWN_STACK = "unknown slot stack"
+    CLAIMED_DOWN = "claimed but down"
+    STALE_GIT_ENTRY = "stale git worktree entry"
+
+
+@dataclass
+class Finding:
+    kind: FindingKind
+    message: str
+    advice: str = ""
+    slot_id: int | None = None
+    fixed: str = ""  # "" (not attempted), "fixed" or "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.name.lower(),
+            "message": self.message,
+            "advice": self.advice,
+            "slot": self.slot_id,
+            "fixed": self.fixed or None,
+        }
+
+
+@dataclass
+class DoctorReport:
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unresolved(self) -> list[Finding]:
+        return [f for f in self.findings if f.fixed != "fixed"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "findings": [f.to_json() for f in self.findings],
+            "notes": self.notes,
+            "unresolved": len(self.unresolved),
+        }
+
+
+def doctor(project: Project, fix: bool = False, store: RegistryStore | None = None) -> DoctorReport:
+    store = store or RegistryStore()
+    report = DoctorReport()
+    root = project.root.resolve()
+    record = store.load().project(project.name)
+    entries = git.list_worktrees(root)
+    live = _live(report)
+    if record is None:
+        report.notes.append("no slots provisioned for this project on this machine")
+    else:
+        _check_slots(project, record, entries, live, report, fix, store)
+        if live is not None:
+            _check_unknown(project, record, store, live, report)
+    _check_git(root, entries, report, fix)
+    return report
+
+
+def _live(report: DoctorReport) -> dict[str, str] | None:
+    try:
+        return compose.list_projects()
+    except (DockerUnavailableError, ComposeError) as exc:
+        report.notes.append(f"Docker not consulted: {exc.message}")
+        return None
+
+
+def _running(live: dict[str, str] | None, slot: SlotRecord) -> bool:
+    return live is not None and live.get(slot.compose_project, "").startswith("running")
+
+
+def _check_slots(
+    project: Project,
+    record: ProjectRecord,
+    entries: list[git.WorktreeEntry],
+    live: dict[str, str] | None,
+    report: DoctorReport,
+    fix: bool,
+    store: RegistryStore,
+) -> None:
+    known = {e.path.resolve() for e in entries if not e.prunable}
+    for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
+        if slot.claimed_by is not None:
+            claimant = Path(slot.claimed_by)
+            gone = not claimant.is_dir()
+            forgotten = slot.claim_kind == "impl" and claimant.resolve() not in known
+            if gone or forgotten:
+                why = "no longer exists" if gone else "is not a git worktree any more"
+                finding = Finding(
+                    FindingKind.STALE_CLAIM,
+                    f"slot {slot.slot_id} is claimed by {claimant}, which {why}",
+                    "`kinfra doctor --fix` stops the slot and releases it",
+                    slot.slot_id,
+                )
+                if fix:
+                    finding.fixed = _stop_and_release(project, slot, store, finding)
+                report.findings.append(finding)
+            elif live is not None and not _running(live, slot):
+                report.findings.append(
+                    Finding(
+                        FindingKind.CLAIMED_DOWN,
+                        f"slot {slot.slot_id} is claimed by {claimant.name} but its "
+                        f"containers are not running",
+                        f"run `kinfra sandbox up` inside {claimant}",
+                        slot.slot_id,
+                    )
+                )
+        elif _running(live, slot):
+            finding = Finding(
+                FindingKind.RUNNING_UNCLAIMED,
+                f"slot {slot.slot_id} ({slot.compose_project}) is running with no claim",
+                "`kinfra doctor --fix` stops it (volumes kept)",
+                slot.slot_id,
+            )
+            if fix:
+                finding.fixed = _stop(project, slot, store, finding)
+            report.findings.append(finding)
+
+
+def _stop(project: Project, slot: SlotRecord, store: RegistryStore, finding: Finding) -> str:
+    try:
+        stop_slot(project, slot.slot_id, release_manual=False, store=store)
+    except KinfraError as exc:
+        finding.advice = f"stopping failed: {exc.message}"
+        return "failed"
+    return "fixed"
+
+
+def _stop_and_release(
+    project: Project, slot: SlotRecord, store: RegistryStore, finding: Finding
+) -> str:
+    # A slot whose stop failed stays claimed: releasing it would hand out
+    # ports that running containers still hold.
+    if _stop(project, slot, store, finding) != "fixed":
+        return "failed"
+    from kinfra.workflows.worktrees import release_slot
+
+    release_slot(project, slot, Path(slot.claimed_by or ""), store)
+    return "fixed"
+
+
+def _check_unknown(
+    project: Project,
+    record: ProjectRecord,
+    store: RegistryStore,
+    live: dict[str, str],
+    report: DoctorReport,
+) -> None:
+    """Compose projects named like this project's slots that the registry lacks."""
+    pattern = re.compile(rf"^{re.escape(project.config.prefix)}-slot-\d+$")
+    ours = {s.compose_project for s in record.slots.values()}
+    others = {s.compose_project for p, s in store.load().all_slots() if p.name != project.name}
+    for name, status in sorted(live.items()):
+        if pattern.match(name) and name not in ours and name not in others:
+            report.findings.append(
+                Finding(
+                    FindingKind.UNKNOWN_STACK,
+                    f"compose project {name} ({status}) belongs to no provisioned slot",
+                    f"inspect it, then `docker compose -p {name} down` if it is not needed",
+                )
+            )
+
+
+def _check_git(
+    root: Path, entries: list[git.WorktreeEntry], report: DoctorReport, fix: bool
+) -> None:
+    stale = [e for e in entries if e.prunable and not e.is_main]
+    for entry in stale:
+        report.findings.append(
+            Finding(
+                FindingKind.STALE_GIT_ENTRY,
+                f"git still lists worktree {entry.path}, whose directory is gone",
+                "`kinfra doctor --fix` runs `git worktree prune`",
+            )
+        )
+    if fix and stale:
+        try:
+            git.prune_worktrees(root)
+        except KinfraError as exc:
+            for finding in report.findings[-len(stale) :]:
+                finding.fixed = "failed"
+                finding.advice = exc.message
+            return
+        for finding in report.findings[-len(stale) :]:
+            finding.fixed = "fixed"

@@ -1,0 +1,569 @@
+"""Spec and impl worktrees: create them, list them, finish them (`kinfra done`).
+
+The order of `impl` is what makes it safe in parallel: the slot is claimed in
+one registry transaction (check and set under the lock) before anything
+exists on disk, the worktree is created next, and every failure after the
+claim gives the slot back. `done` finds its target in `git worktree list` and
+the registry, never from the current directory, and only removes a directory
+git knows as that linked worktree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kinfra.adapters import compose, git
+from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
+from kinfra.adapters.runner import CommandNotFoundError, stream
+from kinfra.adapters.statefile import atomic_write_text
+from kinfra.domain.config import Config, Profile
+from kinfra.domain.names import (
+    WorktreeKind,
+    WorktreeName,
+    classify_branch,
+    impl_name,
+    parse_impl_target,
+    spec_name,
+    validate_part,
+)
+from kinfra.domain.slotplan import env_file_values, plan_slot, render_env_file
+from kinfra.errors import (
+    AmbiguousNameError,
+    ComposeError,
+    DockerUnavailableError,
+    GitError,
+    InvalidOperationError,
+    KinfraError,
+    MilestoneNotFoundError,
+    SandboxStartError,
+    WorktreeDirtyError,
+    WorktreeExistsError,
+    WorktreeNotFoundError,
+)
+from kinfra.workflows.project import Project
+from kinfra.workflows.slots import ENV_FILE, Progress, start_slot, stop_slot, write_slot_files
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --- spec ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecResult:
+    path: Path
+    branch: str
+    branch_created: bool
+    base: str
+    design_dir: Path
+
+
+def spec(project: Project, feature: str) -> SpecResult:
+    """``../<prefix>-spec-<feature>`` on ``spec/<feature>``, with its design folder."""
+    validate_part("feature", feature)
+    root = project.root.resolve()
+    name = spec_name(project.config.prefix, feature)
+    path = root.parent / name.directory
+    _refuse_existing(root, path, name)
+    base = _base_ref(root)
+    created = _add_worktree(root, path, name, base)
+    design_dir = path / project.config.designs_dir / feature
+    design_dir.mkdir(parents=True, exist_ok=True)
+    return SpecResult(path, name.branch, created, base or "HEAD", design_dir)
+
+
+# --- impl ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetupOutcome:
+    command: str
+    returncode: int
+
+
+@dataclass
+class ImplResult:
+    path: Path
+    branch: str
+    branch_created: bool
+    base: str
+    milestone_file: Path
+    slot: SlotRecord | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+    copied: list[str] = field(default_factory=list)
+    setup: SetupOutcome | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def find_milestone(config: Config, root: Path, feature: str, milestone: str) -> Path:
+    """``<designs_dir>/<feature>/implementation/<milestone>_*.md``, case-insensitively."""
+    relative = Path(config.designs_dir) / feature / "implementation"
+    directory = root / relative
+    wanted = milestone.lower()
+    matches: list[Path] = []
+    with contextlib.suppress(OSError):
+        matches = sorted(
+            p
+            for p in directory.iterdir()
+            if p.is_file()
+            and p.suffix.lower() == ".md"
+            and (p.stem.lower() == wanted or p.stem.lower().startswith(wanted + "_"))
+        )
+    if not matches:
+        raise MilestoneNotFoundError(
+            f"No milestone matching '{milestone}' found in {relative.as_posix()}/",
+            hint=f"add {relative.as_posix()}/{milestone}_<title>.md (write it in `kinfra spec {feature}`)",
+        )
+    return matches[0]
+
+
+def impl(
+    project: Project,
+    target: str,
+    profile: Profile = Profile.LIGHT,
+    sandbox: bool = True,
+    progress: Progress | None = None,
+    output: Say = _quiet,
+    store: RegistryStore | None = None,
+) -> ImplResult:
+    """Create an impl worktree, claim a slot for it and start the slot's stack."""
+    feature, milestone = parse_impl_target(target)
+    config = project.config
+    root = project.root.resolve()
+    milestone_file = find_milestone(config, root, feature, milestone)
+    name = impl_name(config.prefix, feature, milestone)
+    path = root.parent / name.directory
+    store = store or RegistryStore()
+    progress = progress or Progress()
+    if sandbox:
+        _check_slot_available(store, config.name, profile, path)
+    _refuse_existing(root, path, name)
+    base = _base_ref(root)
+
+    slot = _claim(store, config.name, path, profile, name) if sandbox else None
+    try:
+        created = _add_worktree(root, path, name, base)
+    except BaseException:
+        if slot is not None:
+            with store.transaction() as registry:
+                registry.release(config.name, slot.slot_id, claimant=path)
+        raise
+    result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file, slot)
+    try:
+        git.ensure_excluded(root, ENV_FILE)
+        result.copied, copy_notes = copy_ignored_files(config, root, path)
+        result.notes += copy_notes
+        result.setup = run_setup(config, path, output)
+        if slot is None:
+            return result
+        write_worktree_env(config, slot, path)
+        report = start_slot(project, slot.slot_id, code_dir=path, progress=progress, store=store)
+    except BaseException as exc:
+        if slot is None:
+            raise
+        released = _undo_claim(project, slot, path, store)
+        if isinstance(exc, KinfraError):
+            raise _start_error(exc, name, slot, released) from exc
+        raise
+    result.slot = report.slot
+    result.urls = report.urls
+    return result
+
+
+def _check_slot_available(store: RegistryStore, project: str, profile: Profile, path: Path) -> None:
+    """Fail fast, before any fetch: a claim on a read-only snapshot raises the
+    same SlotExhaustedError the real claim would, and writes nothing."""
+    store.load().claim_free_slot(project, path, profile)
+
+
+def _claim(
+    store: RegistryStore, project: str, path: Path, profile: Profile, name: WorktreeName
+) -> SlotRecord:
+    with store.transaction() as registry:
+        record = registry.require_project(project)
+        # claim_free_slot returns an existing claim for the same path; for a
+        # second concurrent `impl` of the same name that would share (and
+        # later release) the first one's slot.
+        if record.slot_claimed_by(path) is not None:
+            raise WorktreeExistsError(f"Worktree {name.directory} already exists")
+        return registry.claim_free_slot(project, path, profile, kind="impl")
+
+
+def _refuse_existing(root: Path, path: Path, name: WorktreeName) -> None:
+    known = {e.path.resolve() for e in git.list_worktrees(root)}
+    if path.exists() or path in known:
+        raise WorktreeExistsError(
+            f"Worktree {name.directory} already exists",
+            hint=f"work in {path}, or finish it with `kinfra done {name.short}`",
+        )
+
+
+def _base_ref(root: Path) -> str | None:
+    """The remote default branch after a fetch; None (local HEAD) without a remote."""
+    names = git.remotes(root)
+    if not names:
+        return None
+    git.fetch(root, "origin" if "origin" in names else names[0])
+    return git.remote_default_ref(root)
+
+
+def _add_worktree(root: Path, path: Path, name: WorktreeName, base: str | None) -> bool:
+    try:
+        return git.add_worktree(root, path, name.branch, base)
+    except GitError as exc:
+        # Another command created it between our check and git's.
+        if path.exists() or "already exists" in exc.message or "already checked out" in exc.message:
+            raise WorktreeExistsError(
+                f"Worktree {name.directory} already exists",
+                hint=f"git said: {exc.message}",
+            ) from exc
+        raise
+
+
+def copy_ignored_files(config: Config, root: Path, path: Path) -> tuple[list[str], list[str]]:
+    """Copy ``[worktree] copy`` files from the main checkout; never overwrite."""
+    copied: list[str] = []
+    notes: list[str] = []
+    for item in config.worktree.copy:
+        source, dest = root / item, path / item
+        if not source.exists():
+            notes.append(f"{item}: not in the main checkout, not copied")
+        elif dest.exists():
+            notes.append(f"{item}: already in the worktree, left as it is")
+        elif not git.is_ignored(root, item):
+            notes.append(f"{item}: not git-ignored (it comes with the branch), not copied")
+        else:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if source.is_dir():
+                    shutil.copytree(source, dest, symlinks=True)
+                else:
+                    shutil.copy2(source, dest)
+            except OSError as exc:
+                notes.append(f"{item}: could not be copied ({exc.strerror})")
+                continue
+            copied.append(item)
+    return copied, notes
+
+
+def run_setup(config: Config, path: Path, output: Say) -> SetupOutcome | None:
+    command = config.worktree.setup
+    if not command:
+        return None
+    try:
+        result = stream(["sh", "-c", command], on_line=output, cwd=path, check=False)
+    except CommandNotFoundError:
+        return SetupOutcome(command, 127)
+    return SetupOutcome(command, result.returncode)
+
+
+def write_worktree_env(config: Config, slot: SlotRecord, path: Path) -> None:
+    """The worktree's own ``.env.sandbox``: which slot, ports and URLs it has."""
+    plan = plan_slot(config, slot.slot_id)
+    values = env_file_values(config, plan, slot.instance_id)
+    values["KINFRA_WORKTREE"] = str(path)
+    header = (
+        f"Generated by kinfra: slot {slot.slot_id} of {config.name}, claimed by this "
+        "worktree. Do not edit; git-ignored."
+    )
+    atomic_write_text(path / ENV_FILE, render_env_file(values, header))
+
+
+def _undo_claim(project: Project, slot: SlotRecord, path: Path, store: RegistryStore) -> bool:
+    """Stop what was started and release the slot; False when the stop failed
+    (a slot whose teardown failed stays claimed)."""
+    try:
+        stop_slot(project, slot.slot_id, release_manual=False, store=store)
+    except KinfraError:
+        return False
+    release_slot(project, slot, path, store)
+    return True
+
+
+def release_slot(project: Project, slot: SlotRecord, path: Path, store: RegistryStore) -> None:
+    """Release ``path``'s claim and reset the slot's files to mount no code."""
+    config = project.config
+    with store.transaction() as registry:
+        registry.release(config.name, slot.slot_id, claimant=path)
+        fresh = registry.require_project(config.name).slot(slot.slot_id)
+    with contextlib.suppress(OSError, KinfraError):
+        write_slot_files(config, plan_slot(config, slot.slot_id), fresh, code_dir=None)
+    with contextlib.suppress(OSError):
+        (path / ENV_FILE).unlink(missing_ok=True)
+
+
+def _start_error(
+    exc: KinfraError, name: WorktreeName, slot: SlotRecord, released: bool
+) -> SandboxStartError:
+    detail = exc.message.removeprefix("Failed to start sandbox: ").rstrip(".")
+    where = f"../{name.directory}"
+    if released:
+        return SandboxStartError(
+            f"Failed to start sandbox: {detail}. Slot released. Worktree kept at {where}. "
+            "Fix issue and run `kinfra sandbox up`.",
+            hint=f"run it inside {where}; `kinfra done {name.short}` gives the worktree up instead",
+        )
+    return SandboxStartError(
+        f"Failed to start sandbox: {detail}. Stopping it failed too, so slot "
+        f"{slot.slot_id} stays claimed. Worktree kept at {where}.",
+        hint="run `kinfra doctor --fix` once Docker answers again",
+    )
+
+
+# --- the worktrees of a project -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A spec or impl worktree as git and the registry know it."""
+
+    name: WorktreeName
+    path: Path
+    entry: git.WorktreeEntry | None  # None: git no longer lists it
+    slot: SlotRecord | None
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+
+def candidates(
+    project: Project,
+    record: ProjectRecord | None,
+    entries: list[git.WorktreeEntry],
+) -> list[Candidate]:
+    prefix = project.config.prefix
+    root = project.root.resolve()
+    claims = _claims_by_path(record)
+    found: list[Candidate] = []
+    seen: set[Path] = set()
+    for entry in entries:
+        path = entry.path.resolve()
+        if entry.is_main or path == root:
+            continue
+        name = _name_of(prefix, path, entry.branch)
+        if name is None:
+            continue
+        seen.add(path)
+        found.append(Candidate(name, path, entry, claims.get(path)))
+    # Claims whose worktree git has forgotten (deleted and pruned by hand).
+    for path, slot in claims.items():
+        if path in seen or slot.claim_kind != "impl":
+            continue
+        name = _name_of(prefix, path, None)
+        if name is not None:
+            found.append(Candidate(name, path, None, slot))
+    return sorted(found, key=lambda c: c.path.name)
+
+
+def _claims_by_path(record: ProjectRecord | None) -> dict[Path, SlotRecord]:
+    if record is None:
+        return {}
+    return {
+        Path(s.claimed_by).resolve(): s for s in record.slots.values() if s.claimed_by is not None
+    }
+
+
+def _name_of(prefix: str, path: Path, branch: str | None) -> WorktreeName | None:
+    by_branch = classify_branch(prefix, branch)
+    if by_branch is not None:
+        return WorktreeName(by_branch.kind, path.name, by_branch.branch, by_branch.short)
+    for kind in WorktreeKind:
+        head = f"{prefix}-{kind.value}-"
+        if path.name.startswith(head) and len(path.name) > len(head):
+            short = path.name[len(head) :]
+            return WorktreeName(kind, path.name, branch or f"{kind.value}/{short}", short)
+    return None
+
+
+def resolve(cands: list[Candidate], wanted: str) -> Candidate:
+    """By ``<feature>-<milestone>``, directory name, or a unique substring."""
+    validate_part("worktree", wanted)
+    exact = [c for c in cands if wanted in (c.name.short, c.path.name)]
+    if len(exact) == 1:
+        return exact[0]
+    partial = exact or [c for c in cands if wanted in c.path.name]
+    if not partial:
+        raise WorktreeNotFoundError(
+            f"No worktree matching '{wanted}'", hint="run `kinfra worktrees` to see them"
+        )
+    if len(partial) > 1:
+        listed = ", ".join(c.path.name for c in partial)
+        raise AmbiguousNameError(
+            f"'{wanted}' matches {len(partial)} worktrees: {listed}",
+            hint="give more of the name; nothing was done",
+        )
+    return partial[0]
+
+
+# --- done ------------------------------------------------------------------------------
+
+
+@dataclass
+class DoneResult:
+    path: Path
+    slot_id: int | None
+    stopped: bool
+    removed: bool
+    branch: str
+    branch_deleted: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def done(
+    project: Project,
+    wanted: str,
+    force: bool = False,
+    keep_branch: bool = False,
+    store: RegistryStore | None = None,
+) -> DoneResult:
+    """Stop the worktree's stack (volumes kept), release its slot, remove it."""
+    store = store or RegistryStore()
+    root = project.root.resolve()
+    record = store.load().project(project.name)
+    target = resolve(candidates(project, record, git.list_worktrees(root)), wanted)
+    if target.name.kind is WorktreeKind.SPEC:
+        raise InvalidOperationError(
+            "Spec worktrees don't have sandboxes to release. Just run `git worktree remove`.",
+            hint=f"git worktree remove {target.path}",
+        )
+    if target.path == root or (target.entry is not None and target.entry.is_main):
+        raise InvalidOperationError("refusing to remove the main checkout")
+    if target.exists and not force:
+        _refuse_unsaved_work(root, target.path)
+
+    result = DoneResult(target.path, None, False, False, target.name.branch, False)
+    if target.slot is not None:
+        slot = target.slot
+        result.slot_id = slot.slot_id
+        # Raises when Docker cannot stop it: the slot stays claimed, the
+        # worktree stays, and the user sees why.
+        stop_slot(project, slot.slot_id, volumes=False, release_manual=False, store=store)
+        result.stopped = True
+        release_slot(project, slot, Path(slot.claimed_by or target.path), store)
+
+    if target.entry is not None:
+        git.remove_worktree(root, target.path, force=force or not target.exists)
+        result.removed = True
+    elif target.exists:
+        result.notes.append(f"{target.path} is not a git worktree; left in place")
+    if not keep_branch and git.branch_exists(root, target.name.branch):
+        result.branch_deleted = git.delete_branch(root, target.name.branch)
+        if not result.branch_deleted:
+            result.notes.append(
+                f"branch {target.name.branch} kept: not fully merged "
+                f"(delete it with `git branch -D {target.name.branch}`)"
+            )
+    return result
+
+
+def _refuse_unsaved_work(root: Path, path: Path) -> None:
+    if git.has_uncommitted(path):
+        raise WorktreeDirtyError(
+            "Worktree has uncommitted changes. Commit or stash, then retry. "
+            "Use --force to proceed anyway.",
+            hint=f"see `git -C {path} status`",
+        )
+    local_default = git.current_branch(root)
+    if git.unpushed_commits(path, git.remote_default_ref(root), local_default):
+        raise WorktreeDirtyError(
+            "Worktree has unpushed commits. Push first, then retry. Use --force to proceed anyway.",
+            hint=f"git -C {path} push -u origin HEAD",
+        )
+
+
+# --- listing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorktreeView:
+    name: str
+    kind: WorktreeKind
+    branch: str
+    path: Path
+    exists: bool
+    slot_id: int | None
+    slot_state: str | None  # running / stopped / unknown; None without a slot
+    port: int | None  # the slot's main port (first http port)
+    dirty: bool | None  # None when the directory is gone
+
+    @property
+    def sandbox(self) -> str:
+        if self.kind is WorktreeKind.SPEC:
+            return "-"
+        if self.slot_id is None:
+            return "no slot"
+        port = f", :{self.port}" if self.port is not None else ""
+        return f"slot {self.slot_id} ({self.slot_state}{port})"
+
+
+def list_worktrees(project: Project, store: RegistryStore | None = None) -> list[WorktreeView]:
+    root = project.root.resolve()
+    record = (store or RegistryStore()).load().project(project.name)
+    cands = candidates(project, record, git.list_worktrees(root))
+    # git status per worktree and `docker compose ls` are independent
+    # processes: running them side by side keeps the listing fast.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        live_future = pool.submit(_live_projects)
+        dirty = list(pool.map(_dirty_or_none, [c.path for c in cands]))
+        live = live_future.result()
+    main_port = _main_port(project.config)
+    views = []
+    for cand, is_dirty in zip(cands, dirty, strict=True):
+        slot = cand.slot
+        state = None
+        if slot is not None:
+            state = "unknown" if live is None else _state(live.get(slot.compose_project))
+        port = slot.ports.get(main_port) if slot is not None and main_port else None
+        views.append(
+            WorktreeView(
+                cand.path.name,
+                cand.name.kind,
+                cand.name.branch,
+                cand.path,
+                cand.exists,
+                slot.slot_id if slot else None,
+                state,
+                port,
+                is_dirty,
+            )
+        )
+    return views
+
+
+def _live_projects() -> dict[str, str] | None:
+    try:
+        return compose.list_projects()
+    except (DockerUnavailableError, ComposeError):
+        return None
+
+
+def _dirty_or_none(path: Path) -> bool | None:
+    if not path.is_dir():
+        return None
+    try:
+        return git.has_uncommitted(path)
+    except GitError:
+        return None
+
+
+def _state(status: str | None) -> str:
+    if not status:
+        return "stopped"
+    return status.split("(")[0]
+
+
+def _main_port(config: Config) -> str | None:
+    for port in config.ports:
+        if port.scheme.startswith("http"):
+            return port.name
+    return config.ports[0].name if config.ports else None
