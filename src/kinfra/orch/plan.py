@@ -388,7 +388,14 @@ def _parse_task(
 def _criteria(text: str, first_line: int) -> tuple[Criterion, ...]:
     """Bullet, numbered or checkbox items; indented continuation lines join the item."""
     items: list[Criterion] = []
+    fence: str | None = None
     for offset, line in enumerate(text.splitlines()):
+        fence_match = _FENCE.match(line)
+        if fence_match and (fence is None or fence_match.group(1)[0] == fence[0]):
+            fence = fence_match.group(1) if fence is None else None
+            continue
+        if fence is not None:
+            continue
         match = _LIST_ITEM.match(line)
         if match:
             items.append(

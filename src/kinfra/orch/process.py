@@ -164,6 +164,10 @@ def stream_process(
             log.close()
         for thread in threads:
             thread.join(timeout=1.0)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
     return ProcessResult(
         pid=proc.pid,
         returncode=proc.returncode if stop is StopReason.EXITED else None,
