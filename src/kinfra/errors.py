@@ -168,3 +168,18 @@ class NeedsHumanError(KinfraError):
     """The agent asked a question or reported itself blocked: a human must step in."""
 
     exit_code = EXIT_NEEDS_HUMAN
+
+
+# --- everyday sandbox use ------------------------------------------------------
+
+
+class SecretError(KinfraError):
+    """A secret of [secrets] cannot be resolved; the message names it, never its value."""
+
+
+class SharedDataError(KinfraError):
+    """The shared data dirs are missing or cannot be created."""
+
+
+class LocalProdError(KinfraError):
+    """local-prod is not registered, already registered, or asked of the wrong checkout."""

@@ -1,0 +1,188 @@
+"""Secrets named in ``[secrets]`` of kinfra.toml: resolve references, never show values.
+
+A reference is one of:
+
+- ``env://NAME``: the variable NAME of kinfra's own environment;
+- ``dotenv://path#KEY``: KEY in a dotenv file, the path relative to the main
+  checkout (so one git-ignored file there serves every worktree);
+- ``op://vault/item/field``: read with the 1Password CLI (``op read``);
+- anything else: the literal value itself.
+
+Every message here names the variable and, for non-literal references, where
+it was looked up; none contains a value. A literal reference *is* a value, so
+it is never echoed either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from kinfra.adapters.runner import CommandNotFoundError, run
+from kinfra.errors import SecretError
+
+SECRETS_FILE = ".env.secrets"
+_OP_TIMEOUT = 60.0
+_MIN_REDACT = 4  # shorter values would mangle every message; none is a real secret
+
+
+class SecretState(str, Enum):
+    OK = "ok"
+    MISSING = "missing"  # the reference points at nothing (unset variable, absent key/file)
+    ERROR = "error"  # the lookup itself failed (op not installed, op refused)
+
+
+@dataclass(frozen=True)
+class SecretStatus:
+    name: str
+    kind: str  # "literal", "env", "dotenv", "op"
+    source: str  # where it is looked up; never the value
+    state: SecretState
+    detail: str  # why it is missing or failed; never the value
+
+
+class _Missing(Exception):
+    pass
+
+
+class _Failed(Exception):
+    pass
+
+
+def kind_of(reference: str) -> str:
+    for prefix, kind in (("env://", "env"), ("dotenv://", "dotenv"), ("op://", "op")):
+        if reference.startswith(prefix):
+            return kind
+    return "literal"
+
+
+def source_of(reference: str) -> str:
+    """A printable description of where the value comes from."""
+    kind = kind_of(reference)
+    return "(literal in kinfra.toml)" if kind == "literal" else reference
+
+
+def _lookup(reference: str, root: Path, environ: Mapping[str, str]) -> str:
+    kind = kind_of(reference)
+    if kind == "literal":
+        return reference
+    if kind == "env":
+        name = reference[len("env://") :]
+        if name not in environ:
+            raise _Missing(f"${name} is not set in kinfra's environment")
+        return environ[name]
+    if kind == "dotenv":
+        return _dotenv(reference[len("dotenv://") :], root)
+    return _op_read(reference)
+
+
+def _dotenv(spec: str, root: Path) -> str:
+    path_text, sep, key = spec.partition("#")
+    if not sep or not key or not path_text:
+        raise _Failed("a dotenv reference is dotenv://path#KEY")
+    path = Path(path_text)
+    path = path if path.is_absolute() else root / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Missing(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Failed(f"{path} cannot be read ({type(exc).__name__})") from None
+    values = parse_dotenv(text)
+    if key not in values:
+        raise _Missing(f"{key} is not defined in {path}")
+    return values[key]
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """KEY=value lines; ``export`` prefixes, comments and matching quotes handled."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _op_read(reference: str) -> str:
+    try:
+        result = run(["op", "read", "--no-newline", reference], check=False, timeout=_OP_TIMEOUT)
+    except CommandNotFoundError:
+        raise _Failed(
+            "the 1Password CLI `op` is not installed (install it and run `op signin`)"
+        ) from None
+    if not result.ok:
+        # op's own errors describe the reference, not a value.
+        first = next((ln.strip() for ln in result.stderr.splitlines() if ln.strip()), "")
+        raise _Failed(f"`op read` failed (exit {result.returncode}): {first}"[:300])
+    return result.stdout
+
+
+def check(
+    secrets: Mapping[str, str], root: Path, environ: Mapping[str, str] | None = None
+) -> list[SecretStatus]:
+    """The state of every secret, for ``kinfra secrets check``; values discarded."""
+    import os
+
+    env = os.environ if environ is None else environ
+    statuses = []
+    for name, reference in secrets.items():
+        state, detail = SecretState.OK, ""
+        try:
+            _lookup(reference, root, env)
+        except _Missing as exc:
+            state, detail = SecretState.MISSING, str(exc)
+        except _Failed as exc:
+            state, detail = SecretState.ERROR, str(exc)
+        statuses.append(SecretStatus(name, kind_of(reference), source_of(reference), state, detail))
+    return statuses
+
+
+def resolve_all(
+    secrets: Mapping[str, str], root: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Every secret's value, or one SecretError naming each that failed."""
+    import os
+
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for name, reference in secrets.items():
+        try:
+            values[name] = _lookup(reference, root, env)
+        except (_Missing, _Failed) as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise SecretError(
+            "secrets could not be resolved: " + "; ".join(problems),
+            hint="see `kinfra secrets check`; nothing was started",
+        )
+    return values
+
+
+def render_env_file(values: Mapping[str, str]) -> str:
+    """A compose --env-file. Single quotes keep compose from interpolating ``$``."""
+    lines = ["# Generated by kinfra: resolved secrets. Mode 0600; never commit or print."]
+    for name, value in values.items():
+        if "'" in value:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
+            escaped = escaped.replace("\n", "\\n")
+            lines.append(f'{name}="{escaped}"')
+        else:
+            lines.append(f"{name}='{value}'")
+    return "\n".join(lines) + "\n"
+
+
+def redact(text: str, values: Iterable[str]) -> str:
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= _MIN_REDACT:
+            text = text.replace(value, "[secret]")
+    return text
