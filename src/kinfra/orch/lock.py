@@ -40,6 +40,10 @@ class LockInfo:
 
 def process_start_time(pid: int) -> str | None:
     """An opaque token that differs between two processes that had the same pid."""
+    return _start_time_proc(pid) or _start_time_ps(pid)
+
+
+def _start_time_proc(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             stat = handle.read()
@@ -47,8 +51,7 @@ def process_start_time(pid: int) -> str | None:
         fields = stat.rsplit(")", 1)[1].split()
         return f"proc:{fields[19]}"  # field 22, starttime in clock ticks since boot
     except (OSError, IndexError):
-        pass
-    return _start_time_ps(pid)
+        return None
 
 
 def _start_time_ps(pid: int) -> str | None:
@@ -72,11 +75,11 @@ def process_alive(pid: int, start_time: str | None = None) -> bool:
         pass  # exists, owned by someone else
     if start_time is None:
         return True
-    current = process_start_time(pid)
+    # Measure the way the token was measured (/proc on Linux, ps elsewhere).
+    measure = _start_time_ps if start_time.startswith("ps:") else _start_time_proc
+    current = measure(pid)
     if current is None:
         return True  # cannot tell: assume it is the same process
-    if current.split(":", 1)[0] != start_time.split(":", 1)[0]:
-        return True  # measured differently (should not happen on one host)
     return current == start_time
 
 

@@ -123,17 +123,17 @@ def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, 
             task = attrs.get("kinfra.task.id")
             if task not in entry["tasks"]:
                 entry["tasks"].append(task)
-    for entry in runs.values():
+    ordered = sorted(runs.values(), key=lambda e: float(e["started"]), reverse=True)[:limit]
+    for entry in ordered:
         if entry["outcome"] is None:
             holder = lock_holder(ctx.lock_path(str(entry["milestone"])))
             entry["outcome"] = (
                 "running" if holder and holder.run_id == entry["run_id"] else "interrupted"
             )
         entry["duration"] = round(entry["ended"] - entry["started"], 3)
-        entry["started"] = _iso(entry["started"])
+        entry["started"] = _iso(entry["started"], ms=True)
         entry["ended"] = _iso(entry["ended"])
-    ordered = sorted(runs.values(), key=lambda e: e["started"], reverse=True)
-    return ordered[:limit]
+    return ordered
 
 
 def run_costs(
@@ -202,5 +202,6 @@ def _cost(attrs: dict[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+def _iso(timestamp: float, ms: bool = False) -> str:
+    spec = "milliseconds" if ms else "seconds"
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec=spec)
