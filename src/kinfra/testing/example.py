@@ -8,8 +8,13 @@ a compose project or a host port with each other or with a user's stack.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from kinfra.testing.dockerkit import EXAMPLE_DIR, free_port_bases
 from kinfra.testing.gitrepo import commit_all, git, make_repo
@@ -100,16 +105,18 @@ def make_example_project(
     mini: bool = False,
     extra_config: str = "",
     milestones: tuple[str, ...] = ("genome/M1",),
+    compose_text: str = MINI_COMPOSE,
 ) -> Path:
     """A committed (and pushed) copy of the shop example named ``prefix``.
 
     ``prefix`` must start with the test's docker prefix so that the fixture's
     cleanup finds every container. ``milestones`` are ``feature/milestone``
-    pairs for which a plan file is added under docs/designs.
+    pairs for which a plan file is added under docs/designs. With ``mini``
+    the stack is ``compose_text`` (one ``db`` service) instead of the shop.
     """
     repo = make_repo(parent, name="app", with_origin=with_origin)
     if mini:
-        (repo / "docker-compose.yml").write_text(MINI_COMPOSE, encoding="utf-8")
+        (repo / "docker-compose.yml").write_text(compose_text, encoding="utf-8")
         (db_base,) = free_port_bases(1, pool_size + 1)
         config = mini_config(prefix, db_base, pool_size, extra_config)
     else:
@@ -132,3 +139,28 @@ def make_example_project(
     if with_origin:
         git(repo, "push", "-q", "origin", "main")
     return repo
+
+
+def kinfra(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (same interpreter, inherited env)."""
+    return subprocess.run(
+        [sys.executable, "-m", "kinfra", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
+def registry(home: Path) -> dict[str, Any]:
+    """The registry JSON as written on disk."""
+    data: dict[str, Any] = json.loads((home / "registry.json").read_text(encoding="utf-8"))
+    return data
+
+
+def claims(home: Path, project: str) -> dict[int, str | None]:
+    """slot id -> claimant path (or None) for ``project``."""
+    slots = registry(home)["projects"][project]["slots"]
+    return {int(k): v.get("claimed_by") for k, v in slots.items()}
