@@ -175,16 +175,23 @@ def _from_plan(config: Config, slot_id: int, source: str, reason: str) -> Instan
         )
     plan = plan_slot(config, slot_id)
     urls = plan.urls(config)
+    variables = env_file_values(config, plan, "")
+    variables.pop("KINFRA_INSTANCE_ID", None)
+    if source == "default":
+        # Base ports with no kinfra-managed instance behind them: no slot, no
+        # compose project to name.
+        for key in ("SLOT_NUMBER", "COMPOSE_PROJECT_NAME", "KINFRA_PROFILE"):
+            variables.pop(key, None)
     return Instance(
         url=_primary_url(urls),
         ports=dict(plan.ports),
         urls=urls,
-        slot=slot_id,
+        slot=None if source == "default" else slot_id,
         source=source,
         reason=reason,
         project=config.name,
-        compose_project=plan.compose_project,
-        variables=env_file_values(config, plan, ""),
+        compose_project=None if source == "default" else plan.compose_project,
+        variables=variables,
     )
 
 

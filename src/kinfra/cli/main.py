@@ -16,6 +16,7 @@ from types import FrameType
 
 import typer
 
+from kinfra.cli import everyday as everyday_cli
 from kinfra.cli import orch as orch_cli
 from kinfra.cli import sandbox as sandbox_cli
 from kinfra.cli import worktree_cmds
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_cli.app, name="sandbox")
 worktree_cmds.register(app)
+everyday_cli.register(app)
 app.add_typer(orch_cli.app, name="orch")
 
 

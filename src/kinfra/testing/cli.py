@@ -1,0 +1,40 @@
+"""Run the real kinfra CLI as a subprocess, the way a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def kinfra(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m kinfra ARGS` as a real process; never a traceback."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "kinfra", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "internal error" not in result.stderr, result.stderr
+    return result
+
+
+def ok(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run kinfra, require exit 0, return stdout."""
+    result = kinfra(cwd, *args, env=env)
+    assert result.returncode == 0, f"kinfra {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout

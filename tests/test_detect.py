@@ -1,0 +1,138 @@
+"""Directory auto-detection: `kinfra status / env / url` and `kinfra.detect`,
+from a worktree, a nested directory, the main checkout and outside any
+repository, with real git, a real Docker stack and a real shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kinfra.detect import backend_url, detect
+from kinfra.domain.config import load_config
+from kinfra.testing import dockerkit
+from kinfra.testing.cli import kinfra, ok
+from kinfra.testing.example import make_example_project
+from kinfra.testing.gitrepo import commit_all
+
+
+def _bases(repo: Path) -> dict[str, int]:
+    return {p.name: p.base for p in load_config(repo / "kinfra.toml").ports}
+
+
+@pytest.mark.docker
+def test_detection_from_worktree_nested_dir_main_and_outside(
+    tmp_path: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2)
+    bases = _bases(repo)
+    ok(repo, "sandbox", "provision")
+    ok(repo, "impl", "genome/M1")
+    worktree = tmp_path / f"{docker_prefix}-impl-genome-M1"
+    # This worktree's code says who it is, so a response proves which slot answered.
+    (worktree / "app" / "index.html").write_text("from-the-worktree\n")
+    nested = worktree / "app" / "deep" / "er"
+    nested.mkdir(parents=True)
+    # A second running slot, for the main checkout's code: the wrong answer.
+    ok(repo, "sandbox", "up", "--slot", "2")
+
+    try:
+        slot1_api = f"http://localhost:{bases['api'] + 1}"
+        for where in (worktree, nested):
+            status = ok(where, "status")
+            assert status.startswith(f"slot 1 ({docker_prefix}-slot-1): running"), status
+            assert "env-file" in status and "backend" in status and "healthy" in status
+            assert slot1_api in status
+            assert ok(where, "url").strip() == slot1_api
+            assert ok(where, "url", "db").strip() == f"localhost:{bases['db'] + 1}"
+
+        # eval "$(kinfra env)" in a real shell, then wget the API it names.
+        # A stale exported API_URL must not matter: the file is read, not the env.
+        script = (
+            f'eval "$("{sys.executable}" -m kinfra env)" && '
+            'echo "$SLOT_NUMBER $COMPOSE_PROJECT_NAME" && wget -q -O- "$API_URL/app/index.html"'
+        )
+        shell = subprocess.run(
+            ["sh", "-c", script],
+            cwd=nested,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "API_URL": "http://localhost:1"},
+            check=False,
+        )
+        assert shell.returncode == 0, shell.stderr
+        assert shell.stdout.splitlines() == [f"1 {docker_prefix}-slot-1", "from-the-worktree"]
+
+        # Explicit flags win, including a --port equal to the base.
+        assert ok(worktree, "url", "--port", str(bases["api"])).strip() == (
+            f"http://localhost:{bases['api']}"
+        )
+        assert ok(worktree, "url", "--slot", "2").strip() == f"http://localhost:{bases['api'] + 2}"
+        assert ok(worktree, "url", "--url", "http://example.invalid:9").strip() == (
+            "http://example.invalid:9"
+        )
+        flagged = ok(worktree, "status", "--slot", "2")
+        assert flagged.startswith(f"slot 2 ({docker_prefix}-slot-2): running"), flagged
+
+        # The main checkout has no .env.sandbox: base ports, and it says why.
+        main = kinfra(repo, "url")
+        assert main.returncode == 0
+        assert main.stdout.strip() == f"http://localhost:{bases['api']}"
+        assert "default" in main.stderr and "no local-prod" in main.stderr
+        main_status = ok(repo, "status")
+        assert main_status.startswith("base ports: not answering"), main_status
+
+        # Outside any repository: the only registered project, and why.
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        away = kinfra(outside, "url")
+        assert away.returncode == 0, away.stderr
+        assert away.stdout.strip() == f"http://localhost:{bases['api']}"
+        assert "not inside a kinfra project" in away.stderr and docker_prefix in away.stderr
+        # ...and explicit flags still win there.
+        assert ok(outside, "url", "--port", "8000").strip() == "http://localhost:8000"
+
+        # The Python API gives what the CLI gives.
+        instance = detect(nested)
+        assert (instance.slot, instance.source, instance.url) == (1, "env-file", slot1_api)
+        assert backend_url(nested, port=bases["api"]) == f"http://localhost:{bases['api']}"
+    finally:
+        kinfra(repo, "sandbox", "down", "--slot", "2")
+        kinfra(repo, "done", "genome-M1", "--force")
+    assert dockerkit.compose_projects(docker_prefix) == []
+
+
+def test_env_formats_and_explicit_port_equal_to_base(tmp_path: Path) -> None:
+    """No Docker needed: detection reads files and the config only."""
+    repo = make_example_project(tmp_path, "ktdetect", pool_size=2, with_origin=False)
+    bases = _bases(repo)
+
+    default = detect(repo)
+    assert (default.source, default.slot) == ("default", None)
+    flagged = detect(repo, port=bases["api"])
+    # Same URL as the default, but it is the flag that decided.
+    assert flagged.url == default.url
+    assert flagged.source == "flag" and "--port" in flagged.reason
+
+    sh = ok(repo, "env", "--slot", "2")
+    assert f"export API_PORT='{bases['api'] + 2}'" in sh
+    assert "export SLOT_NUMBER='2'" in sh
+    assert "export COMPOSE_PROJECT_NAME='ktdetect-slot-2'" in sh
+    fish = ok(repo, "env", "--slot", "2", "--format", "fish")
+    assert f"set -gx DB_PORT '{bases['db'] + 2}';" in fish
+    values = json.loads(ok(repo, "env", "--slot", "1", "--format", "json"))
+    assert values["API_URL"] == f"http://localhost:{bases['api'] + 1}"
+
+    # A hand-written .env.sandbox that kinfra did not generate is ignored.
+    (repo / ".env.sandbox").write_text("API_URL=http://nope:1\n")
+    commit_all(repo, "a foreign .env.sandbox")
+    assert detect(repo).source == "default"
+
+    bad = kinfra(repo, "url", "nosuchport")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("kinfra: error: no port named 'nosuchport'")
