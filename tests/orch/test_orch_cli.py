@@ -181,3 +181,5 @@ def test_signal_stops_agent_releases_lock_and_second_run_is_refused(
     assert task["status"] == "pending"
     assert task["attempts"][-1]["outcome"] == "interrupted"
     assert len(agentry.invocations()) == 1
+    history = json.loads(kinfra("orch", "history", "--json", "--workdir", repo).stdout)
+    assert [h["outcome"] for h in history] == ["interrupted"]

@@ -131,6 +131,14 @@ def test_needs_human_is_recorded_and_exits_distinctly(
     assert caught.value.exit_code == 4
     assert "Should config/ be mounted read-only" in caught.value.message
 
+    # resume continues the agent's session, telling it the human has looked
+    agentry.scenario("success")
+    summary = run_plan(_options(plan3, repo), resume=True)
+    assert summary.outcome == "done"
+    call = agentry.invocations("3.2")[1]
+    assert call["argv"][call["argv"].index("--resume") + 1] == task.last.session_id
+    assert call["prompt_head"].startswith("You stopped Task 3.2 (Second) to ask for a human")
+
 
 def test_api_error_fails_the_task(agentry: Agentry, repo: Path, plan3: Path) -> None:
     agentry.scenario("api_error")

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from kinfra.errors import OrchestratorError
 from kinfra.orch.report import run_costs, run_history, run_status
 from kinfra.orch.runloop import RunOptions, run_plan
 from kinfra.orch.telemetry import (
@@ -139,3 +141,35 @@ def test_jsonl_default_costs_sum_exactly_and_history(
     assert status["counts"]["done"] == 3
     assert status["running_pid"] is None
     assert [t["attempts"] for t in status["tasks"]] == [1, 2, 1]
+
+
+def test_otlp_endpoint_needs_the_optional_exporter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        with pytest.raises(OrchestratorError, match="the OTLP exporter is not installed"):
+            Telemetry.to_jsonl(tmp_path / "t.jsonl")
+    else:  # installed: both the JSONL file and OTLP get the spans
+        telemetry = Telemetry.to_jsonl(tmp_path / "t.jsonl")
+        with telemetry.run_span("M1", {}):
+            pass
+        telemetry.tracer_provider.force_flush()
+        assert "invoke_workflow M1" in (tmp_path / "t.jsonl").read_text()
+
+
+def test_bad_otlp_setup_leaves_no_run_behind(
+    agentry: Agentry, repo: Path, plan3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        with pytest.raises(OrchestratorError):
+            run_plan(RunOptions(plan3, workdir=repo))
+        runs = project_home("app") / "runs"
+        assert not (runs / "M3.json").exists() and not (runs / "M3.lock").exists()
+    else:
+        assert run_plan(RunOptions(plan3, workdir=repo)).outcome == "done"

@@ -57,9 +57,17 @@ def task_prompt(
     return "\n".join(parts) + "\n"
 
 
-def resume_prompt(task: Task, reason: str) -> str:
-    return (
-        f"Your work on Task {task.id} ({task.title}) was interrupted ({reason}). "
-        "Continue where you left off: check what is already done in the worktree, "
-        "finish the task and verify its acceptance criteria.\n\n" + STATUS_CONTRACT + "\n"
-    )
+def resume_prompt(task: Task, reason: str, *, asked: bool = False) -> str:
+    if asked:
+        opening = (
+            f"You stopped Task {task.id} ({task.title}) to ask for a human ({reason}). "
+            "The human has looked at it: continue the task with the most reasonable "
+            "choice, and say which one you made in your SUMMARY."
+        )
+    else:
+        opening = (
+            f"Your work on Task {task.id} ({task.title}) was interrupted ({reason}). "
+            "Continue where you left off: check what is already done in the worktree, "
+            "finish the task and verify its acceptance criteria."
+        )
+    return opening + "\n\n" + STATUS_CONTRACT + "\n"

@@ -15,6 +15,7 @@ lock is released however the run ends (success, error, SIGINT, SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -60,6 +61,9 @@ _RESUMABLE = {
     AgentOutcome.IDLE_TIMEOUT.value,
     AgentOutcome.API_ERROR.value,
 }
+
+# The agent stopped to ask: the next attempt continues its session.
+_ASKED = {TaskStatus.NEEDS_HUMAN.value, TaskStatus.BLOCKED.value}
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,15 @@ def run_plan(
         emit(RunEvent("note", message=message))
 
     state_path = ctx.state_path(plan.milestone)
-    with RunLock(ctx.lock_path(plan.milestone), run_id) as lock:
+    owned = telemetry is None
+    # Before the lock and the state: a bad OTLP setup must not leave a run behind.
+    tel = telemetry or Telemetry.to_jsonl(
+        ctx.telemetry_path(plan.milestone),
+        attributes={"kinfra.project": ctx.project},
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(tel.shutdown if owned else tel.flush)
+        lock = stack.enter_context(RunLock(ctx.lock_path(plan.milestone), run_id))
         if lock.took_over is not None:
             holder = lock.took_over
             who = f"pid {holder.pid}" if holder.pid else "an unfinished kinfra start"
@@ -187,11 +199,6 @@ def run_plan(
         the_agent = agent or make_agent(settings)
         save_state(state_path, state)
 
-        owned = telemetry is None
-        tel = telemetry or Telemetry.to_jsonl(
-            ctx.telemetry_path(plan.milestone),
-            attributes={"kinfra.project": ctx.project},
-        )
         runner = _TaskRunner(
             ctx=ctx,
             plan=plan,
@@ -205,44 +212,38 @@ def run_plan(
         runner.state = state
         ran: list[str] = []
         stopped_at: str | None = None
-        try:
-            with tel.run_span(
-                plan.milestone,
-                {
-                    "kinfra.run.id": run_id,
-                    "kinfra.milestone": plan.milestone,
-                    "kinfra.project": ctx.project,
-                    "kinfra.plan.path": str(plan_path),
-                    "kinfra.plan.hash": plan.hash,
-                    "kinfra.resume": resume,
-                    "gen_ai.agent.name": the_agent.name,
-                },
-            ) as span:
-                try:
-                    for task in plan.tasks:
-                        if runner.state.task(task.id).status is TaskStatus.DONE:
-                            continue
-                        ran.append(task.id)
-                        status = runner.run_task(task)
-                        if status is not TaskStatus.DONE:
-                            stopped_at = task.id
-                            break
-                finally:
-                    counts = runner.state.counts()
-                    span.set_attribute(
-                        "kinfra.outcome",
-                        runner.state.task(stopped_at).status.value if stopped_at else "done",
-                    )
-                    span.set_attribute("kinfra.tasks.done", counts["done"])
-                    span.set_attribute("kinfra.tasks.total", sum(counts.values()))
-                    span.set_attribute("kinfra.cost_usd", runner.state.cost_usd)
-                    if stopped_at:
-                        mark_error(span, f"stopped at task {stopped_at}")
-        finally:
-            if owned:
-                tel.shutdown()
-            else:
-                tel.flush()
+        with tel.run_span(
+            plan.milestone,
+            {
+                "kinfra.run.id": run_id,
+                "kinfra.milestone": plan.milestone,
+                "kinfra.project": ctx.project,
+                "kinfra.plan.path": str(plan_path),
+                "kinfra.plan.hash": plan.hash,
+                "kinfra.resume": resume,
+                "gen_ai.agent.name": the_agent.name,
+            },
+        ) as span:
+            outcome = INTERRUPTED  # unless the loop ends normally
+            try:
+                for task in plan.tasks:
+                    if runner.state.task(task.id).status is TaskStatus.DONE:
+                        continue
+                    ran.append(task.id)
+                    status = runner.run_task(task)
+                    if status is not TaskStatus.DONE:
+                        stopped_at = task.id
+                        break
+                outcome = runner.state.task(stopped_at).status.value if stopped_at else "done"
+            finally:
+                counts = runner.state.counts()
+                span.set_attribute("kinfra.outcome", outcome)
+                span.set_attribute("kinfra.tasks.done", counts["done"])
+                span.set_attribute("kinfra.tasks.total", sum(counts.values()))
+                span.set_attribute("kinfra.cost_usd", runner.state.cost_usd)
+                if outcome != "done":
+                    where = stopped_at or (ran[-1] if ran else "?")
+                    mark_error(span, f"{outcome} at task {where}")
         return RunSummary(
             milestone=plan.milestone,
             run_id=run_id,
@@ -376,7 +377,7 @@ class _TaskRunner:
         if (
             last is not None
             and last.session_id
-            and last.outcome in _RESUMABLE
+            and (last.outcome in _RESUMABLE or last.status in _ASKED)
             and self.state.agent == self.agent.name
             and self.agent.name != "command"
         ):
@@ -396,7 +397,8 @@ class _TaskRunner:
         self.emit(RunEvent("task_start", task.id, message=task.title, attempt=attempt))
 
         if resume_sid and last is not None:
-            prompt = resume_prompt(task, last.error or last.outcome or "interrupted")
+            reason = last.error or last.outcome or INTERRUPTED
+            prompt = resume_prompt(task, reason, asked=last.status in _ASKED)
         else:
             prompt = task_prompt(
                 self.plan,
