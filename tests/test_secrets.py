@@ -1,0 +1,179 @@
+"""Secrets: resolved on the host at slot start, handed to compose in a 0600
+file, and never shown: not in output, errors, logs, the registry or --json."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kinfra.adapters import secrets as secret_refs
+from kinfra.errors import SecretError
+from kinfra.testing import dockerkit
+from kinfra.testing.cli import kinfra, ok
+from kinfra.testing.example import make_example_project
+from kinfra.testing.gitrepo import commit_all
+
+SECRET = "s3cr3t-Value-9f2c'quote$dollar"
+LITERAL = "literal-Pa55-77e1"
+
+SECRETS_CONFIG = """
+[secrets]
+SHOP_TOKEN = "dotenv://.env.local#SHOP_TOKEN"
+SHOP_LITERAL = "literal-Pa55-77e1"
+"""
+
+
+def _with_secret_env(repo: Path, extra_line: str = "") -> None:
+    """The backend receives both secrets through compose interpolation."""
+    compose = repo / "docker-compose.yml"
+    text = compose.read_text()
+    text = text.replace(
+        "    image: shop-backend:dev\n",
+        "    image: shop-backend:dev\n"
+        "    environment:\n"
+        "      SHOP_TOKEN: ${SHOP_TOKEN:-unset}\n"
+        "      SHOP_LITERAL: ${SHOP_LITERAL:-unset}\n" + extra_line,
+    )
+    compose.write_text(text)
+    # Git-ignored in the main checkout: one file serves every worktree.
+    (repo / ".gitignore").write_text(".env.local\n")
+    (repo / ".env.local").write_text(f'# local secrets\nexport SHOP_TOKEN="{SECRET}"\n')
+    commit_all(repo, "backend reads secrets")
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo, check=True)
+
+
+def _files_text(root: Path, skip: str) -> str:
+    parts = []
+    for path in root.rglob("*"):
+        if path.is_file() and path.name != skip:
+            parts.append(path.read_text(errors="replace"))
+    return "\n".join(parts)
+
+
+@pytest.mark.docker
+def test_dotenv_secret_reaches_container_and_is_never_shown(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, extra_config=SECRETS_CONFIG)
+    _with_secret_env(repo)
+    seen: list[str] = []
+
+    def run(cwd: Path, *args: str) -> str:
+        result = kinfra(cwd, *args)
+        seen.extend([result.stdout, result.stderr])
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    run(repo, "sandbox", "provision")
+    run(repo, "impl", "genome/M1")
+    worktree = tmp_path / f"{docker_prefix}-impl-genome-M1"
+    try:
+        project = f"{docker_prefix}-slot-1"
+        printed = subprocess.run(
+            ["docker", "compose", "-p", project, "exec", "-T", "backend", "env"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"SHOP_TOKEN={SECRET}" in printed.splitlines()
+        assert f"SHOP_LITERAL={LITERAL}" in printed.splitlines()
+
+        secrets_file = kinfra_home / docker_prefix / "slot-1" / secret_refs.SECRETS_FILE
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+
+        for args in (
+            ("status",),
+            ("status", "--json"),
+            ("env",),
+            ("env", "--format", "json"),
+            ("sandbox", "status", "--json"),
+            ("sandbox", "slots", "--json"),
+            ("secrets", "check"),
+            ("secrets", "check", "--json"),
+            ("worktrees",),
+        ):
+            run(worktree, *args)
+        checked = json.loads(run(worktree, "secrets", "check", "--json"))
+        assert {c["name"]: c["state"] for c in checked} == {
+            "SHOP_TOKEN": "ok",
+            "SHOP_LITERAL": "ok",
+        }
+        everything = "\n".join(seen) + _files_text(kinfra_home, skip=secret_refs.SECRETS_FILE)
+        everything += (worktree / ".env.sandbox").read_text()
+        for value in (SECRET, LITERAL, "s3cr3t"):
+            assert value not in everything
+    finally:
+        kinfra(repo, "done", "genome-M1", "--force")
+
+
+@pytest.mark.docker
+def test_secret_echoed_by_compose_is_redacted_and_missing_secret_starts_nothing(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    repo = make_example_project(
+        tmp_path, docker_prefix, extra_config=SECRETS_CONFIG + 'SHOP_ENV = "env://KT_SHOP_ENV"\n'
+    )
+    # compose rejects this value and quotes it in its error message.
+    _with_secret_env(repo, extra_line="    mem_limit: ${SHOP_TOKEN}\n")
+    ok(repo, "sandbox", "provision")
+
+    missing = kinfra(repo, "sandbox", "up", "--slot", "1")
+    assert missing.returncode == 1
+    assert "SHOP_ENV" in missing.stderr and "KT_SHOP_ENV is not set" in missing.stderr
+    assert dockerkit.compose_projects(docker_prefix) == []
+
+    echoed = kinfra(repo, "sandbox", "up", "--slot", "1", env={"KT_SHOP_ENV": "x"})
+    assert echoed.returncode == 1
+    assert "mem_limit" in echoed.stderr and "[secret]" in echoed.stderr
+    assert SECRET not in echoed.stderr + echoed.stdout
+    assert "s3cr3t" not in _files_text(kinfra_home, skip=secret_refs.SECRETS_FILE)
+    slots = json.loads(ok(repo, "sandbox", "slots", "--json"))
+    assert [s["claimed_by"] for s in slots] == [None, None]
+
+
+def test_secrets_check_reports_each_state_without_values(tmp_path: Path) -> None:
+    repo = make_example_project(
+        tmp_path,
+        "ktsecrets",
+        with_origin=False,
+        extra_config="""
+[secrets]
+FROM_ENV = "env://KT_FROM_ENV"
+UNSET = "env://KT_SURELY_UNSET"
+NO_KEY = "dotenv://.env.local#ABSENT"
+NO_FILE = "dotenv://nowhere/.env#KEY"
+VAULT = "op://vault/item/field"
+""",
+    )
+    (repo / ".env.local").write_text("PRESENT=value-in-dotenv-1234\n")
+    # `op` is not on this PATH: a clear error, not a crash.
+    env = {"KT_FROM_ENV": "env-value-5678", "PATH": "/usr/bin:/bin"}
+    result = kinfra(repo, "secrets", "check", "--json", env=env)
+    assert result.returncode == 1
+    states = {c["name"]: (c["state"], c["detail"]) for c in json.loads(result.stdout)}
+    assert states["FROM_ENV"] == ("ok", "")
+    assert states["UNSET"][0] == "missing" and "KT_SURELY_UNSET" in states["UNSET"][1]
+    assert states["NO_KEY"][0] == "missing" and "ABSENT" in states["NO_KEY"][1]
+    assert states["NO_FILE"][0] == "missing"
+    assert states["VAULT"][0] == "error" and "`op` is not installed" in states["VAULT"][1]
+    assert "env-value-5678" not in result.stdout + result.stderr
+
+    table = kinfra(repo, "secrets", "check", env=env)
+    assert "missing" in table.stdout and "env-value-5678" not in table.stdout
+
+
+def test_resolve_all_names_variables_never_values(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("A='quoted value 1234'\n")
+    values = secret_refs.resolve_all(
+        {"A": "dotenv://.env#A", "B": "env://KT_B", "C": "plain-literal"},
+        tmp_path,
+        environ={"KT_B": "from-env-1234"},
+    )
+    assert values == {"A": "quoted value 1234", "B": "from-env-1234", "C": "plain-literal"}
+    with pytest.raises(SecretError) as caught:
+        secret_refs.resolve_all({"B": "env://KT_B", "C": "plain-literal"}, tmp_path, environ={})
+    assert "B:" in caught.value.message and "plain-literal" not in caught.value.message
