@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -11,6 +12,16 @@ from kinfra.cli import render
 app = typer.Typer(help="Provision slots and run a slot's stack.", no_args_is_help=True)
 
 SLOT_HELP = "Slot number (default: the slot claimed by the worktree you are in)."
+
+
+def _target_slot(project: Any, explicit: int | None) -> int:
+    """--slot, or the slot of the worktree we are in (noting a corrected .env.sandbox)."""
+    from kinfra.workflows.targeting import resolve_target
+
+    target = resolve_target(project, explicit)
+    if target.note:
+        render.note(target.note)
+    return target.slot_id
 
 
 @app.command("provision")
@@ -76,10 +87,9 @@ def down_command(
     """Stop a slot's containers (volumes are kept unless --volumes)."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.slots import stop_slot
-    from kinfra.workflows.targeting import resolve_slot_id
 
     project = find_project()
-    slot_id = resolve_slot_id(project, slot)
+    slot_id = _target_slot(project, slot)
     record = stop_slot(project, slot_id, volumes=volumes)
     kept = "volumes removed" if volumes else "volumes kept"
     claim = f"still claimed by {record.claimed_by}" if record.claimed_by else "released"
@@ -94,10 +104,9 @@ def status_command(
     """Show a slot's containers, their health, and its URLs."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.slots import slot_status
-    from kinfra.workflows.targeting import resolve_slot_id
 
     project = find_project()
-    report = slot_status(project, resolve_slot_id(project, slot))
+    report = slot_status(project, _target_slot(project, slot))
     if json_output:
         render.print_json(
             {
@@ -137,10 +146,9 @@ def logs_command(
     from kinfra.adapters import compose
     from kinfra.adapters.registry import RegistryStore
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.targeting import resolve_slot_id
 
     project = find_project()
-    slot_id = resolve_slot_id(project, slot)
+    slot_id = _target_slot(project, slot)
     record = RegistryStore().load().require_project(project.name).slot(slot_id)
     code = compose.logs(record.compose_project, services or [], follow, tail)
     raise typer.Exit(code)

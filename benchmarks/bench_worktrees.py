@@ -1,0 +1,135 @@
+"""Benchmark: kinfra impl / done / worktrees against the raw commands they wrap.
+
+    .venv/bin/python benchmarks/bench_worktrees.py [--pairs 5]
+
+1. `kinfra impl f<i>/M1` vs `git worktree add` + `docker compose ... up -d --wait`
+   of the same stack (the shop example, same slot files and ports), paired A B A B.
+2. `kinfra done f<i>-M1` vs `docker compose ... down` + `git worktree remove`.
+3. `kinfra worktrees` wall time with 6 claimed (running) slots and 20 worktrees.
+
+Everything runs in a temp dir with its own KINFRA_HOME and a unique compose
+prefix; every container, network and volume is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kinfra.testing.dockerkit import remove_everything, unique_prefix
+from kinfra.testing.example import make_example_project
+
+
+def timed(args: Sequence[str | Path], cwd: Path) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def kinfra(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kinfra", *args]
+
+
+def raw_up(repo: Path, slot_dir: Path, project: str, worktree: Path) -> list[list[str | Path]]:
+    return [
+        ["git", "worktree", "add", "--quiet", "-b", f"raw/{worktree.name}", worktree, "origin/main"],
+        [
+            "docker", "compose", "-p", project, "--project-directory", worktree,
+            "--env-file", slot_dir / ".env.sandbox",
+            "-f", worktree / "docker-compose.yml", "-f", slot_dir / "docker-compose.override.yml",
+            "up", "-d", "--wait",
+        ],
+    ]  # fmt: skip
+
+
+def raw_down(project: str, worktree: Path) -> list[list[str | Path]]:
+    return [
+        ["docker", "compose", "-p", project, "down", "--remove-orphans"],
+        ["git", "worktree", "remove", worktree],
+    ]
+
+
+def ratio_line(label: str, a: list[float], b: list[float], target: float) -> str:
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    med = statistics.median(ratios)
+    verdict = "OK" if med <= target else "OVER TARGET"
+    return (
+        f"{label}: kinfra median {statistics.median(a):.2f}s, raw median "
+        f"{statistics.median(b):.2f}s, paired ratios "
+        f"{' '.join(f'{r:.2f}' for r in ratios)} -> median {med:.3f} "
+        f"(target <= {target:.2f}) {verdict}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--list-runs", type=int, default=15)
+    options = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="kinfra-bench-")).resolve()
+    os.environ["KINFRA_HOME"] = str(workdir / "home")
+    prefix = unique_prefix()
+    pairs = options.pairs
+    features = tuple(f"f{i}/M1" for i in range(pairs + 1)) + tuple(f"l{i}/M1" for i in range(20))
+    try:
+        repo = make_example_project(workdir, prefix, pool_size=6, milestones=features)
+        timed(kinfra("sandbox", "provision"), repo)
+        registry = json.loads((workdir / "home" / "registry.json").read_text())
+        slot1 = registry["projects"][prefix]["slots"]["1"]
+        slot_dir, project = Path(slot1["infrastructure_path"]), slot1["compose_project"]
+
+        # Warm-up (image build, page cache): one of each, not measured.
+        timed(kinfra("impl", f"f{pairs}/M1"), repo)
+        timed(kinfra("done", f"f{pairs}-M1"), repo)
+        impl_a, impl_b, done_a, done_b = [], [], [], []
+        for i in range(pairs):
+            impl_a.append(timed(kinfra("impl", f"f{i}/M1"), repo))
+            done_a.append(timed(kinfra("done", f"f{i}-M1"), repo))
+            worktree = workdir / f"raw-{i}"
+            impl_b.append(
+                sum(timed(cmd, repo) for cmd in raw_up(repo, slot_dir, project, worktree))
+            )
+            done_b.append(sum(timed(cmd, repo) for cmd in raw_down(project, worktree)))
+        print(ratio_line("impl vs git worktree add + compose up --wait", impl_a, impl_b, 1.10))
+        print(ratio_line("done vs compose down + git worktree remove", done_a, done_b, 1.10))
+
+        for i in range(6):
+            timed(kinfra("impl", f"l{i}/M1"), repo)
+        for i in range(6, 20):
+            timed(kinfra("impl", f"l{i}/M1", "--no-sandbox"), repo)
+        listed = json.loads(
+            subprocess.run(
+                kinfra("worktrees", "--json"), cwd=repo, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        claimed = sum(1 for row in listed if row["slot"] is not None)
+        runs = [timed(kinfra("worktrees"), repo) for _ in range(options.list_runs)]
+        print(
+            f"worktrees with {claimed} claimed slots and {len(listed)} worktrees: median "
+            f"{statistics.median(runs) * 1000:.0f} ms, max {max(runs) * 1000:.0f} ms over "
+            f"{len(runs)} runs (target <= 200 ms) "
+            f"{'OK' if statistics.median(runs) <= 0.2 else 'OVER TARGET'}"
+        )
+    finally:
+        remove_everything(prefix)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""kinfra doctor: finds and fixes drift between registry, git and Docker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from kinfra.testing.example import claims, kinfra, make_example_project, registry
+from kinfra.testing.gitrepo import git
+
+
+def _running(prefix: str) -> set[str]:
+    out = subprocess.run(
+        ["docker", "compose", "ls", "--format", "json"], capture_output=True, text=True, check=True
+    ).stdout
+    return {p["Name"] for p in json.loads(out or "[]") if p["Name"].startswith(prefix)}
+
+
+def _start_outside_kinfra(repo: Path, home: Path, prefix: str, slot: int) -> None:
+    """What a user running compose by hand does: the slot's files, no claim."""
+    record = registry(home)["projects"][prefix]["slots"][str(slot)]
+    directory = Path(record["infrastructure_path"])
+    subprocess.run(
+        [
+            "docker", "compose", "-p", record["compose_project"],
+            "--project-directory", str(repo),
+            "--env-file", str(directory / ".env.sandbox"),
+            "-f", str(repo / "docker-compose.yml"),
+            "-f", str(directory / "docker-compose.override.yml"),
+            "up", "-d",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
+def test_doctor_finds_and_fixes_stale_claim_and_unclaimed_slot(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    assert kinfra(repo, "doctor").returncode == 0
+    assert kinfra(repo, "impl", "genome/M1").returncode == 0
+    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    subprocess.run(["rm", "-rf", str(wt)], check=True)
+    _start_outside_kinfra(repo, kinfra_home, docker_prefix, 2)
+    assert _running(docker_prefix) == {f"{docker_prefix}-slot-1", f"{docker_prefix}-slot-2"}
+
+    report = kinfra(repo, "doctor", "--json")
+    assert report.returncode == 1
+    kinds = sorted(f["kind"] for f in json.loads(report.stdout)["findings"])
+    assert kinds == ["running_unclaimed", "stale_claim", "stale_git_entry"]
+    text = kinfra(repo, "doctor").stdout
+    assert f"slot 1 is claimed by {wt}, which no longer exists" in text
+    assert "slot 2" in text and "running with no claim" in text
+    # Reporting changed nothing.
+    assert claims(kinfra_home, docker_prefix)[1] == str(wt)
+    assert len(_running(docker_prefix)) == 2
+
+    fixed = kinfra(repo, "doctor", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert fixed.stdout.count("✓ fixed") == 3
+    assert claims(kinfra_home, docker_prefix) == {1: None, 2: None}
+    assert _running(docker_prefix) == set()
+    assert str(wt) not in git(repo, "worktree", "list").stdout
+    assert repo.is_dir() and (repo / "kinfra.toml").is_file()
+
+    again = kinfra(repo, "doctor")
+    assert again.returncode == 0 and "no problems found" in again.stdout
+
+
+def test_doctor_reports_claimed_but_down_and_unknown_stack(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    assert kinfra(repo, "impl", "genome/M1").returncode == 0
+    wt = tmp_path / f"{docker_prefix}-impl-genome-M1"
+    assert kinfra(wt, "sandbox", "down").returncode == 0
+    # A stack named like a slot of this project that the registry never had.
+    subprocess.run(
+        ["docker", "compose", "-p", f"{docker_prefix}-slot-9", "-f", "-", "up", "-d"],
+        input="services:\n  x:\n    image: busybox:1.36\n    command: ['sleep', '300']\n    init: true\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    report = kinfra(repo, "doctor", "--fix", "--json")
+    findings = {f["kind"]: f for f in json.loads(report.stdout)["findings"]}
+    assert set(findings) == {"claimed_down", "unknown_stack"}
+    assert findings["claimed_down"]["fixed"] is None  # reported, never "fixed" by force
+    assert f"{docker_prefix}-slot-9" in findings["unknown_stack"]["message"]
+    assert report.returncode == 1
+    # --fix touched neither: the claim stays, the foreign stack runs.
+    assert claims(kinfra_home, docker_prefix)[1] == str(wt.resolve())
+    assert f"{docker_prefix}-slot-9" in _running(docker_prefix)
