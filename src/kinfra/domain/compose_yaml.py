@@ -8,10 +8,9 @@ numbers the way Compose (YAML 1.2) does.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
-
-import yaml
 
 from kinfra.errors import ConfigError
 
@@ -34,55 +33,61 @@ class Reset:
         return hash(Reset)
 
 
-class _Loader(yaml.SafeLoader):
+@functools.cache
+def _loader() -> type[Any]:
     """SafeLoader that reads compose files like Compose does (YAML 1.2 numbers).
 
     YAML 1.1 reads an unquoted ``22:22`` as the base-60 integer 1342; Compose
     (go-yaml v3) reads it as a string, and so must we for port mappings.
+    Built on first use: importing PyYAML costs ~10 ms that listing commands
+    never need.
     """
+    import yaml
 
+    class Loader(yaml.SafeLoader):
+        pass
 
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag not in (_INT, _FLOAT)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _INT,
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
+    int_tag = "tag:yaml.org,2002:int"
+    float_tag = "tag:yaml.org,2002:float"
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag not in (int_tag, float_tag)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        int_tag,
+        re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
+        list("-+0123456789"),
+    )
+    Loader.add_implicit_resolver(
+        float_tag,
+        re.compile(
+            r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
 
+    def construct_override(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.SequenceNode):
+            return Override(loader.construct_sequence(node, deep=True))
+        if isinstance(node, yaml.MappingNode):
+            mapping = loader.construct_mapping(node, deep=True)
+            return OverrideMap({str(key): value for key, value in mapping.items()})
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
 
-def _construct_override(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.SequenceNode):
-        return Override(loader.construct_sequence(node, deep=True))
-    if isinstance(node, yaml.MappingNode):
-        mapping = loader.construct_mapping(node, deep=True)
-        return OverrideMap({str(key): value for key, value in mapping.items()})
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    def construct_reset(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        return Reset()
 
-
-def _construct_reset(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    return Reset()
-
-
-_Loader.add_constructor("!override", _construct_override)
-_Loader.add_constructor("!reset", _construct_reset)
+    Loader.add_constructor("!override", construct_override)
+    Loader.add_constructor("!reset", construct_reset)
+    return Loader
 
 
 def load(text: str, filename: str) -> dict[str, Any]:
     """One compose file's document; ConfigError (one line) if it is not one."""
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -104,22 +109,26 @@ def load(text: str, filename: str) -> dict[str, Any]:
     return data
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+@functools.cache
+def _dumper() -> type[Any]:
+    import yaml
 
+    class Dumper(yaml.SafeDumper):
+        pass
 
-def _represent_override(dumper: yaml.SafeDumper, data: Override) -> yaml.Node:
-    return dumper.represent_sequence("!override", list(data))
+    def represent_override(dumper: yaml.SafeDumper, data: Override) -> yaml.Node:
+        return dumper.represent_sequence("!override", list(data))
 
+    def represent_reset(dumper: yaml.SafeDumper, data: Reset) -> yaml.Node:
+        return dumper.represent_scalar("!reset", "null")
 
-def _represent_reset(dumper: yaml.SafeDumper, data: Reset) -> yaml.Node:
-    return dumper.represent_scalar("!reset", "null")
-
-
-_Dumper.add_representer(Override, _represent_override)
-_Dumper.add_representer(Reset, _represent_reset)
+    Dumper.add_representer(Override, represent_override)
+    Dumper.add_representer(Reset, represent_reset)
+    return Dumper
 
 
 def dump(document: Any, header: str = "") -> str:
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    import yaml
+
+    body = yaml.dump(document, Dumper=_dumper(), sort_keys=False, default_flow_style=False)
     return header + body

@@ -8,6 +8,7 @@ through ``adapters.compose``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -530,6 +531,30 @@ def _worker_checks(plan: SlotPlan, on_result: Callable[[CheckResult], None]) -> 
         on_result(result)
         results.append(result)
     return results
+
+
+VALIDATED_FILE = ".validated"
+
+
+def _validate(target: compose.ComposeTarget, plan: SlotPlan) -> None:
+    """``docker compose config`` on the exact files and env files of the up.
+
+    The digest of every input is remembered after a successful validation,
+    so an unchanged slot restarts without paying ~150 ms for compose to parse
+    the same bytes again; any change to any input validates afresh.
+    """
+    digest = hashlib.sha256()
+    for path in (*target.files, *target.env_files):
+        digest.update(str(path).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        digest.update(b"\0")
+    marker = target.env_files[0].parent / VALIDATED_FILE
+    if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+        return
+    marker.unlink(missing_ok=True)
+    merged = compose.config(target)
+    _check_published_ports(merged, plan)
+    atomic_write_text(marker, digest.hexdigest() + "\n")
 
 
 def _check_published_ports(merged: dict[str, object], plan: SlotPlan) -> None:
