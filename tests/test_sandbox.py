@@ -268,9 +268,13 @@ def test_override_resets_ports_kinfra_does_not_manage(shop: Path) -> None:
 
 
 def test_invalid_compose_is_reported_and_nothing_starts(shop: Path) -> None:
+    assert kinfra(shop, "sandbox", "provision", "--count", "1").returncode == 0
+    # A first good start records the validated inputs; the change below must
+    # still be validated afresh, not waved through by that record.
+    assert kinfra(shop, "sandbox", "up", "--slot", "1").returncode == 0
+    assert kinfra(shop, "sandbox", "down", "--slot", "1", "--volumes").returncode == 0
     compose_file = shop / "docker-compose.yml"
     compose_file.write_text(compose_file.read_text().replace("init: true", "init: maybe", 1))
-    assert kinfra(shop, "sandbox", "provision", "--count", "1").returncode == 0
     result = kinfra(shop, "sandbox", "up", "--slot", "1")
     assert result.returncode == 1
     assert "docker compose rejected" in result.stderr
