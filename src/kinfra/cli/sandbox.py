@@ -204,3 +204,36 @@ def slots_command(
                 f"slot {v.slot.slot_id} is running but unclaimed; stop it with "
                 f"`kinfra sandbox down --slot {v.slot.slot_id}`"
             )
+
+
+@app.command("shell")
+def shell_command(
+    service: str | None = typer.Argument(None, help="Service (default: the one running the code)."),
+    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
+) -> None:
+    """Open a shell (bash, else sh) in a service of the slot."""
+    import sys
+
+    from kinfra.workflows.everyday import shell_in_slot
+    from kinfra.workflows.project import find_project
+
+    project = find_project()
+    code = shell_in_slot(project, _target_slot(project, slot), service, sys.stdin.isatty())
+    raise typer.Exit(code)
+
+
+@app.command("exec")
+def exec_command(
+    service: str = typer.Argument(..., help="Service to run the command in."),
+    command: list[str] = typer.Argument(..., help="The command, after `--`."),
+    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
+) -> None:
+    """Run a command in a service of the slot: kinfra sandbox exec backend -- ls /app."""
+    import sys
+
+    from kinfra.workflows.everyday import exec_in_slot
+    from kinfra.workflows.project import find_project
+
+    project = find_project()
+    code = exec_in_slot(project, _target_slot(project, slot), service, command, sys.stdin.isatty())
+    raise typer.Exit(code)

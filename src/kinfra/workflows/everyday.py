@@ -4,14 +4,15 @@ what state is it in, are its secrets resolvable."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
 from kinfra.detect import Instance, detect
-from kinfra.errors import ComposeError, DockerUnavailableError
-from kinfra.workflows.project import find_project
+from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
+from kinfra.workflows.project import Project, find_project
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,42 @@ def probe_url(url: str) -> bool:
         if parts.hostname and parts.port:
             return netcheck.tcp_probe(parts.hostname, parts.port).ok
     return False
+
+
+# --- inside a slot ------------------------------------------------------------------
+
+# One exec, no probe: a separate probe would consume the caller's stdin.
+_SHELL = "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"
+
+
+def default_service(project: Project) -> str:
+    """Where a shell lands without a service name: the service running the code."""
+    config = project.config
+    if config.mounts:
+        return config.mounts[0].services[0]
+    if config.ports:
+        return config.ports[0].service
+    raise KinfraError("kinfra.toml names no service", hint="pass the service name")
+
+
+def _compose_project(project: Project, slot_id: int) -> str:
+    from kinfra.adapters.registry import RegistryStore
+
+    return RegistryStore().load().require_project(project.name).slot(slot_id).compose_project
+
+
+def exec_in_slot(
+    project: Project, slot_id: int, service: str, command: Sequence[str], interactive: bool
+) -> int:
+    """Run a command in a slot's service; its exit code is returned."""
+    if not command:
+        raise KinfraError("no command given", hint="kinfra sandbox exec <service> -- <command...>")
+    return compose.exec_in(_compose_project(project, slot_id), service, command, interactive)
+
+
+def shell_in_slot(project: Project, slot_id: int, service: str | None, interactive: bool) -> int:
+    """bash in a slot's service, or sh where the image has no bash."""
+    target = service or default_service(project)
+    return compose.exec_in(
+        _compose_project(project, slot_id), target, ["sh", "-c", _SHELL], interactive
+    )
