@@ -51,6 +51,11 @@ def test_run_all_tasks_done(agentry: Agentry, repo: Path, plan3: Path) -> None:
     # the prompt carried the slot's URLs (not its secrets) to the agent
     call = agentry.invocations("3.1")[0]
     assert call["slot_env"] == {"API_URL": "http://localhost:8002"}
+    assert "SLOT_NUMBER" in call["env_keys"] and "DB_PASSWORD" not in call["env_keys"]
+    assert "- API_URL=http://localhost:8002\n- SLOT_NUMBER=2" in call["prompt"]
+    assert "secret" not in call["prompt"]
+    assert "- first file exists" in call["prompt"]  # the acceptance criteria
+    assert call["prompt"].rstrip().endswith("Only your final message is read.")
     kinds = [e.kind for e in events if e.kind != "progress"]
     assert kinds == ["task_start", "task_end"] * 3
     assert any(e.kind == "progress" and e.progress and e.progress.last_tool for e in events)
@@ -177,6 +182,7 @@ def test_check_command_must_pass_and_commit_carries_the_task_id(
     assert summary.stopped_at == "3.2"
     error = summary.state.task("3.2").last_error
     assert error is not None and error.startswith("check `test -f fake_agent_3.1.txt")
+    assert "Run the project's tests with: `make test`" in agentry.invocations("3.1")[0]["prompt"]
     log = git(repo, "log", "--format=%s").stdout.splitlines()
     assert log[0] == "M3 Task 3.1: First"
     assert "fake_agent_3.1.txt" in git(repo, "show", "--name-only", "HEAD").stdout

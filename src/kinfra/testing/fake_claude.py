@@ -201,6 +201,8 @@ def main() -> int:
         "traceparent": os.environ.get("TRACEPARENT"),
         "pid": os.getpid(),
         "prompt_head": prompt[:200],
+        "prompt": prompt,
+        "env_keys": sorted(os.environ),
         "slot_env": {k: v for k, v in os.environ.items() if k.endswith("_URL")},
     }
 
