@@ -17,6 +17,7 @@ from types import FrameType
 import typer
 
 from kinfra.cli import everyday as everyday_cli
+from kinfra.cli import local_prod as local_prod_cli
 from kinfra.cli import orch as orch_cli
 from kinfra.cli import sandbox as sandbox_cli
 from kinfra.cli import worktree_cmds
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(sandbox_cli.app, name="sandbox")
 worktree_cmds.register(app)
 everyday_cli.register(app)
+app.add_typer(local_prod_cli.app, name="local-prod")
 app.add_typer(orch_cli.app, name="orch")
 
 

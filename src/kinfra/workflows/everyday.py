@@ -76,6 +76,7 @@ def probe_url(url: str) -> bool:
 
 # One exec, no probe: a separate probe would consume the caller's stdin.
 _SHELL = "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"
+SHELL_COMMAND = ("sh", "-c", _SHELL)
 
 
 def default_service(project: Project) -> str:
@@ -106,6 +107,4 @@ def exec_in_slot(
 def shell_in_slot(project: Project, slot_id: int, service: str | None, interactive: bool) -> int:
     """bash in a slot's service, or sh where the image has no bash."""
     target = service or default_service(project)
-    return compose.exec_in(
-        _compose_project(project, slot_id), target, ["sh", "-c", _SHELL], interactive
-    )
+    return compose.exec_in(_compose_project(project, slot_id), target, SHELL_COMMAND, interactive)

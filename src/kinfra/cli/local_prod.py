@@ -1,0 +1,120 @@
+"""kinfra local-prod ...: the project's production-like instance on slot 0.
+
+Every command acts on the clone registered by `init`, wherever it is run from.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from kinfra.cli import render
+
+app = typer.Typer(
+    help="A production-like instance on reserved slot 0, run from a full clone.",
+    no_args_is_help=True,
+)
+
+
+@app.command("init")
+def init_command() -> None:
+    """Register this full clone (not a worktree) as the project's local-prod."""
+    from kinfra.workflows.local_prod import init
+
+    lp = init()
+    render.ok(f"local-prod of {lp.project} registered: {lp.clone}")
+    for name, url in lp.plan.urls(lp.config).items():
+        render.out(f"  {name:<8} {url}")
+    render.out("start it with `kinfra local-prod up`")
+
+
+@app.command("up")
+def up_command() -> None:
+    """Start local-prod and wait for the startability gate."""
+    from kinfra.workflows.local_prod import up
+
+    report = up(progress=render.progress())
+    render.ok(f"local-prod is up ({report.slot.compose_project}, code from {report.code_dir})")
+    for name, url in report.urls.items():
+        render.out(f"  {name:<8} {url}")
+
+
+@app.command("down")
+def down_command() -> None:
+    """Stop local-prod (volumes kept)."""
+    from kinfra.workflows.local_prod import down
+
+    lp = down()
+    render.ok(f"local-prod of {lp.project} stopped (volumes kept; clone {lp.clone})")
+
+
+@app.command("status")
+def status_command(
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show local-prod's clone, containers, health and URLs."""
+    from kinfra.workflows.local_prod import status
+
+    report = status()
+    lp = report.local_prod
+    if json_output:
+        render.print_json(
+            {
+                "project": lp.project,
+                "clone": str(lp.clone),
+                "compose_project": lp.plan.compose_project,
+                "state": report.state,
+                "containers": [
+                    {"name": c.name, "service": c.service, "state": c.state, "health": c.health}
+                    for c in report.containers
+                ],
+                "urls": report.urls,
+            }
+        )
+        return
+    render.out(f"local-prod of {lp.project} ({lp.plan.compose_project}): {report.state}")
+    render.out(f"  clone    {lp.clone}")
+    if report.containers:
+        render.table(
+            ["container", "service", "state", "health"],
+            [[c.name, c.service, c.state, c.health or "-"] for c in report.containers],
+        )
+    for name, url in report.urls.items():
+        render.out(f"  {name:<8} {url}")
+
+
+@app.command("logs")
+def logs_command(
+    services: list[str] = typer.Argument(None, help="Services to show (default: all)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new lines."),
+    tail: int | None = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
+) -> None:
+    """Show local-prod's container logs."""
+    from kinfra.workflows.local_prod import logs
+
+    raise typer.Exit(logs(None, services or [], follow, tail))
+
+
+@app.command("shell")
+def shell_command(
+    service: str | None = typer.Argument(None, help="Service (default: the one running the code)."),
+) -> None:
+    """Open a shell (bash, else sh) in a local-prod service."""
+    import sys
+
+    from kinfra.workflows.local_prod import shell
+
+    raise typer.Exit(shell(None, service, sys.stdin.isatty()))
+
+
+@app.command("destroy")
+def destroy_command(
+    volumes: bool = typer.Option(False, "--volumes", help="Also delete local-prod's volumes."),
+) -> None:
+    """Stop local-prod, unregister it and delete kinfra's generated files.
+    The clone and every worktree are left exactly as they are."""
+    from kinfra.workflows.local_prod import destroy
+
+    report = destroy(volumes=volumes)
+    render.ok(f"local-prod of {report.project} destroyed; clone kept at {report.clone}")
+    for path in report.removed:
+        render.out(f"  removed {path}")

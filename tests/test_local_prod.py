@@ -1,0 +1,85 @@
+"""local-prod: a singleton on slot 0 from a full clone; every command acts on
+the registered clone, and destroy never deletes the clone or a worktree."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kinfra.domain.config import load_config
+from kinfra.testing import dockerkit
+from kinfra.testing.cli import kinfra, ok
+from kinfra.testing.example import make_example_project
+from kinfra.testing.gitrepo import commit_all, git
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+@pytest.mark.docker
+def test_local_prod_acts_on_the_registered_clone_and_destroy_keeps_worktrees(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2)
+    bases = {p.name: p.base for p in load_config(repo / "kinfra.toml").ports}
+    ok(repo, "sandbox", "provision")
+    ok(repo, "impl", "genome/M1")
+    worktree = tmp_path / f"{docker_prefix}-impl-genome-M1"
+    (worktree / "work.txt").write_text("unpushed work\n")
+    commit_all(worktree, "unpushed work")
+    unpushed_head = git(worktree, "rev-parse", "HEAD").stdout.strip()
+
+    clone = tmp_path / "prod"
+    git(tmp_path, "clone", "-q", str(tmp_path / "app-origin.git"), str(clone))
+    (clone / "app" / "index.html").write_text("the prod clone\n")  # proves whose code runs
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    refused = kinfra(worktree, "local-prod", "init")
+    assert refused.returncode == 1 and "worktree" in refused.stderr
+    no_lp = kinfra(outside, "local-prod", "status")
+    assert no_lp.returncode == 1 and "local-prod" in no_lp.stderr
+
+    ok(clone, "local-prod", "init")
+    again = kinfra(clone, "local-prod", "init")
+    assert again.returncode == 1 and "already has a local-prod" in again.stderr
+
+    try:
+        # Started from inside the impl worktree: it is still the clone that runs.
+        up = kinfra(worktree, "local-prod", "up")
+        assert up.returncode == 0, up.stderr
+        api = f"http://localhost:{bases['api']}"
+        assert _get(f"{api}/app/index.html") == "the prod clone\n"
+        assert _get(f"http://localhost:{bases['api'] + 1}/app/index.html") != "the prod clone\n"
+
+        status = json.loads(ok(outside, "local-prod", "status", "--json"))
+        assert status["clone"] == str(clone.resolve())
+        assert status["state"] == "running"
+        assert status["compose_project"] == f"{docker_prefix}-local-prod"
+        assert ok(repo, "url").strip() == api  # detection from the main checkout finds it
+        assert "local-prod" in kinfra(repo, "url").stderr
+
+        destroyed = kinfra(worktree, "local-prod", "destroy")
+        assert destroyed.returncode == 0, destroyed.stderr
+    finally:
+        kinfra(outside, "local-prod", "down")
+
+    # Only local-prod went away.
+    assert f"{docker_prefix}-local-prod" not in dockerkit.compose_projects(docker_prefix)
+    assert f"{docker_prefix}-slot-1" in dockerkit.compose_projects(docker_prefix)
+    assert git(worktree, "rev-parse", "HEAD").stdout.strip() == unpushed_head
+    assert (worktree / "work.txt").read_text() == "unpushed work\n"
+    assert (clone / "app" / "index.html").read_text() == "the prod clone\n"
+    assert (clone / ".git").is_dir() and (clone / "kinfra.toml").is_file()
+    assert not (kinfra_home / docker_prefix / "local-prod").exists()
+    registry = json.loads((kinfra_home / "registry.json").read_text())
+    assert registry["projects"][docker_prefix]["local_prod"] is None
+    assert kinfra(outside, "local-prod", "status").returncode == 1
+
+    ok(repo, "done", "genome-M1", "--force")
