@@ -66,3 +66,9 @@ def test_released_worktree_is_told_to_reclaim(
     assert listing[0]["sandbox"].startswith("slot 1 (running")
     assert kinfra(repo, "done", "genome-M1").returncode == 0
     assert claims(kinfra_home, docker_prefix)[1] is None
+
+
+def test_env_file_name_is_shared() -> None:
+    from kinfra.workflows import slots, worktrees
+
+    assert worktrees.ENV_FILE == slots.ENV_FILE

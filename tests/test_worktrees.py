@@ -383,3 +383,29 @@ def test_worktree_copy_and_setup(tmp_path: Path, kinfra_home: Path, docker_prefi
     assert second.returncode == 0, second.stderr
     assert "failed (exit 3); the worktree is kept" in second.stderr
     assert (tmp_path / f"{docker_prefix}-impl-genome-M2").is_dir()
+
+
+def test_concurrent_impls_of_the_same_name(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=3, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kinfra", "impl", "genome/M1"],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(p.wait(timeout=240), *p.communicate()) for p in procs]
+    assert sorted(code for code, _, _ in outcomes) == [0, 1, 1], outcomes
+    for code, _, err in outcomes:
+        if code:
+            assert f"Worktree {docker_prefix}-impl-genome-M1 already exists" in err, err
+    wt = str((tmp_path / f"{docker_prefix}-impl-genome-M1").resolve())
+    held = [c for c in claims(kinfra_home, docker_prefix).values() if c is not None]
+    assert held == [wt]  # one claim, kept by the winner
+    assert sum(_running(docker_prefix, n) for n in (1, 2, 3)) == 1
