@@ -97,7 +97,8 @@ def branch_exists(repo: Path, branch: str) -> bool:
 def add_worktree(repo: Path, path: Path, branch: str, start_point: str | None) -> bool:
     """Create ``path`` on ``branch``; reuse the branch if it exists, else create
     it from ``start_point`` (None: the current HEAD). Returns whether the branch
-    was created. ``--`` keeps any name from being read as an option."""
+    was created. Names reach here validated (domain.names), so none can be
+    read as an option."""
     if branch_exists(repo, branch):
         git("worktree", "add", "--quiet", str(path), branch, cwd=repo)
         return False
