@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from kinfra.adapters import tmux
+from kinfra.testing.example import kinfra as example_kinfra
+from kinfra.testing.example import make_example_project
 from kinfra.testing.gitrepo import git, make_repo
 from kinfra.workflows.sessions import close_session, open_session, session_alive
 
@@ -80,3 +85,46 @@ def test_without_tmux_open_session_returns_a_note(worktree: Path) -> None:
     note, alive = result.stdout.splitlines()
     assert "tmux is not installed" in note and "claude" in note
     assert alive == "False"
+
+
+def test_impl_session_opens_in_the_worktree_and_done_ends_it(
+    tmp_path: Path, socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(tmux.SOCKET_ENV, socket)
+    repo = make_example_project(
+        tmp_path, "ksess", extra_config='\n[session]\ncommand = "echo ran > agent-ran"\n'
+    )
+    created = example_kinfra(repo, "impl", "genome/M1", "--no-sandbox", "--session")
+    assert created.returncode == 0, created.stderr
+    worktree = repo.parent / "ksess-impl-genome-M1"
+    assert "session    ksess-impl-genome-M1" in created.stdout
+    assert session_alive(worktree, socket)
+    _wait_for(worktree / "agent-ran")  # the agent command ran in the worktree
+
+    listed = json.loads(example_kinfra(repo, "worktrees", "--json").stdout)
+    assert [(w["name"], w["session"]) for w in listed] == [("ksess-impl-genome-M1", True)]
+
+    finished = example_kinfra(repo, "done", "genome-M1", "--force")
+    assert finished.returncode == 0, finished.stderr
+    assert not session_alive(worktree, socket)
+    assert not worktree.exists()
+
+
+def test_impl_session_without_tmux_still_succeeds_with_a_note(tmp_path: Path) -> None:
+    repo = make_example_project(tmp_path, "knotmux")
+    bin_dir = tmp_path / "bin-without-tmux"
+    bin_dir.mkdir()
+    git_path = shutil.which("git")
+    assert git_path
+    (bin_dir / "git").symlink_to(git_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "kinfra", "impl", "genome/M1", "--no-sandbox", "--session"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=str(bin_dir)),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tmux is not installed" in result.stderr
+    assert (repo.parent / "knotmux-impl-genome-M1").is_dir()

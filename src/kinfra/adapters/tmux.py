@@ -46,6 +46,12 @@ def new_session(name: str, cwd: Path, command: str, socket: str | None = None) -
         _tmux(["send-keys", "-t", f"={name}:", command, "Enter"], socket, check=True)
 
 
+def list_sessions(socket: str | None = None) -> set[str]:
+    """Names of the server's sessions; empty when no server runs."""
+    result = _tmux(["list-sessions", "-F", "#{session_name}"], socket)
+    return set(result.stdout.split()) if result.ok else set()
+
+
 def kill_session(name: str, socket: str | None = None) -> bool:
     return _tmux(["kill-session", "-t", f"={name}"], socket).ok
 

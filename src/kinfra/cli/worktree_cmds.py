@@ -34,6 +34,11 @@ def impl_command(
         ProfileChoice.light, "--profile", "-p", help="Smallest slot profile to claim."
     ),
     no_sandbox: bool = typer.Option(False, "--no-sandbox", help="Create the worktree only."),
+    session: bool = typer.Option(
+        False,
+        "--session",
+        help="Open a tmux session in the worktree running [session] command (agent-deck if installed).",
+    ),
 ) -> None:
     """Create an impl worktree, claim a sandbox slot and start its stack."""
     from kinfra.domain.config import Profile
@@ -50,6 +55,7 @@ def impl_command(
         sandbox=not no_sandbox,
         progress=render.progress(),
         output=setup_line,
+        session=session,
     )
     for note in result.notes:
         render.note(note)
@@ -63,6 +69,11 @@ def impl_command(
     made = "new branch" if result.branch_created else "existing branch"
     render.ok(f"worktree {result.path} ({made} {result.branch}, from {result.base})")
     render.out(f"  milestone  {result.milestone_file}")
+    if result.session:
+        from kinfra.workflows.sessions import session_name_for
+
+        name = session_name_for(result.path)
+        render.out(f"  session    {name} (attach: tmux attach -t {name})")
     if result.slot is None:
         render.out("  sandbox    none (--no-sandbox)")
         return
@@ -120,6 +131,7 @@ def worktrees_command(
                     "port": v.port,
                     "sandbox": v.sandbox,
                     "uncommitted": v.dirty,
+                    "session": v.session,
                 }
                 for v in views
             ]
@@ -133,8 +145,18 @@ def worktrees_command(
         return "missing" if dirty is None else ("yes" if dirty else "no")
 
     render.table(
-        ["name", "type", "branch", "sandbox", "changes"],
-        [[v.name, v.kind.value, v.branch, v.sandbox, changes(v.dirty)] for v in views],
+        ["name", "type", "branch", "sandbox", "changes", "session"],
+        [
+            [
+                v.name,
+                v.kind.value,
+                v.branch,
+                v.sandbox,
+                changes(v.dirty),
+                "alive" if v.session else "-",
+            ]
+            for v in views
+        ],
     )
 
 

@@ -69,3 +69,12 @@ def session_alive(worktree: Path, socket: str | None = None) -> bool:
         return tmux.has_session(session_name_for(worktree), socket)
     except tmux.TmuxMissing:
         return False
+
+
+def alive_sessions(worktrees: list[Path], socket: str | None = None) -> set[Path]:
+    """The worktrees whose session runs, from one tmux call for all of them."""
+    try:
+        names = tmux.list_sessions(socket)
+    except tmux.TmuxMissing:
+        return set()
+    return {w for w in worktrees if session_name_for(w) in names}

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kinfra.adapters import git
+from kinfra.adapters import compose, git
 from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
-from kinfra.adapters.runner import CommandNotFoundError, run, stream
+from kinfra.adapters.runner import CommandNotFoundError, stream
 from kinfra.adapters.statefile import atomic_write_text
 from kinfra.domain.config import Config, Profile
 from kinfra.domain.names import (
@@ -35,6 +35,8 @@ from kinfra.domain.names import (
 from kinfra.domain.slotplan import env_file_values, plan_slot, render_env_file
 from kinfra.errors import (
     AmbiguousNameError,
+    ComposeError,
+    DockerUnavailableError,
     GitError,
     InvalidOperationError,
     KinfraError,
@@ -108,6 +110,7 @@ class ImplResult:
     copied: list[str] = field(default_factory=list)
     setup: SetupOutcome | None = None
     notes: list[str] = field(default_factory=list)
+    session: bool = False  # an agent session was opened (--session)
 
 
 def find_milestone(config: Config, root: Path, feature: str, milestone: str) -> Path:
@@ -140,8 +143,10 @@ def impl(
     progress: Progress | None = None,
     output: Say = _quiet,
     store: RegistryStore | None = None,
+    session: bool = False,
 ) -> ImplResult:
-    """Create an impl worktree, claim a slot for it and start the slot's stack."""
+    """Create an impl worktree, claim a slot for it and start the slot's stack;
+    with ``session``, then open the agent's tmux session in it."""
     from kinfra.workflows.slots import Progress, start_slot
 
     feature, milestone = parse_impl_target(target)
@@ -172,6 +177,7 @@ def impl(
         result.notes += copy_notes
         result.setup = run_setup(config, path, output)
         if slot is None:
+            _open_session(config, path, session, result)
             return result
         write_worktree_env(config, slot, path)
         report = start_slot(project, slot.slot_id, code_dir=path, progress=progress, store=store)
@@ -184,7 +190,19 @@ def impl(
         raise
     result.slot = report.slot
     result.urls = report.urls
+    _open_session(config, path, session, result)
     return result
+
+
+def _open_session(config: Config, path: Path, wanted: bool, result: ImplResult) -> None:
+    # A missing tmux/agent-deck is a note, never a failed impl.
+    if wanted:
+        from kinfra.workflows.sessions import open_session
+
+        note = open_session(path, config.session.command)
+        result.session = note is None
+        if note:
+            result.notes.append(note)
 
 
 def _check_slot_available(store: RegistryStore, project: str, profile: Profile, path: Path) -> None:
@@ -465,6 +483,9 @@ def done(
         result.stopped = True
         release_slot(project, slot, Path(slot.claimed_by or target.path), store)
 
+    from kinfra.workflows.sessions import close_session
+
+    close_session(target.path)
     if target.entry is not None:
         git.remove_worktree(root, target.path, force=force or not target.exists)
         result.removed = True
@@ -509,6 +530,7 @@ class WorktreeView:
     slot_state: str | None  # running / stopped / unknown; None without a slot
     port: int | None  # the slot's main port (first http port)
     dirty: bool | None  # None when the directory is gone
+    session: bool = False  # its agent session (tmux) is alive
 
     @property
     def sandbox(self) -> str:
@@ -524,12 +546,16 @@ def list_worktrees(project: Project, store: RegistryStore | None = None) -> list
     root = project.root.resolve()
     record = (store or RegistryStore()).load().project(project.name)
     cands = candidates(project, record, git.list_worktrees(root))
-    # git status per worktree and `docker compose ls` are independent
-    # processes: running them side by side keeps the listing fast.
+    from kinfra.workflows.sessions import alive_sessions
+
+    # git status per worktree, `docker ps` and `tmux list-sessions` are
+    # independent processes: running them side by side keeps the listing fast.
     with ThreadPoolExecutor(max_workers=8) as pool:
         live_future = pool.submit(_live_projects)
+        sessions_future = pool.submit(alive_sessions, [c.path for c in cands])
         dirty = list(pool.map(_dirty_or_none, [c.path for c in cands]))
         live = live_future.result()
+        sessions = sessions_future.result()
     main_port = _main_port(project.config)
     views = []
     for cand, is_dirty in zip(cands, dirty, strict=True):
@@ -549,34 +575,18 @@ def list_worktrees(project: Project, store: RegistryStore | None = None) -> list
                 state,
                 port,
                 is_dirty,
+                cand.path in sessions,
             )
         )
     return views
 
 
 def _live_projects() -> dict[str, str] | None:
-    """compose project -> "running" / another container state, from one
-    `docker ps` (about 20 ms, against about 100 ms for `docker compose ls`:
-    the listing has a 200 ms budget). None when Docker cannot be asked.
-    Belongs in adapters.compose; kept here until that module offers it."""
+    """compose project -> "running(N)" / "exited(N)"; None when Docker cannot be asked."""
     try:
-        result = run(
-            [
-                "docker", "ps", "--all", "--filter", "label=com.docker.compose.project",
-                "--format", '{{.Label "com.docker.compose.project"}}\t{{.State}}',
-            ],
-            check=False,
-        )  # fmt: skip
-    except CommandNotFoundError:
+        return compose.list_projects()
+    except (DockerUnavailableError, ComposeError):
         return None
-    if not result.ok:
-        return None
-    live: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        project, _, state = line.partition("\t")
-        if project and (live.get(project) != "running"):
-            live[project] = state or "unknown"
-    return live
 
 
 def _dirty_or_none(path: Path) -> bool | None:
