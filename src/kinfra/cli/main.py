@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
-from datetime import datetime
 from types import FrameType
 
 import typer
@@ -69,6 +67,9 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def _log_crash(exc: BaseException) -> str:
+    import traceback
+    from datetime import datetime
+
     from kinfra.paths import logs_dir
 
     text = "".join(traceback.format_exception(exc))
