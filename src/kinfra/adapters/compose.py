@@ -218,6 +218,26 @@ def list_projects() -> dict[str, str]:
     return summary
 
 
+def running_services(project_name: str) -> dict[str, int]:
+    """service -> number of running containers of one compose project.
+
+    From `docker ps` by label: ~15 ms where `docker compose ps` takes ~100,
+    which matters inside the startability gate.
+    """
+    result = _docker(
+        [
+            "docker", "ps",
+            "--filter", f"label=com.docker.compose.project={project_name}",
+            "--filter", "status=running",
+            "--format", '{{.Label "com.docker.compose.service"}}',
+        ]
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for service in result.stdout.split():
+        counts[service] = counts.get(service, 0) + 1
+    return counts
+
+
 def logs(target_project: str, services: Sequence[str], follow: bool, tail: int | None) -> int:
     argv = ["docker", "compose", "-p", target_project, "logs"]
     if follow:

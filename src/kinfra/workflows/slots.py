@@ -440,8 +440,7 @@ def _start_stack(
     write_slot_files(config, plan, slot, code_dir, shared_root=shared_root)
     _write_secrets_file(slot.directory, secret_values)
     target = compose_target(config, slot)
-    merged = compose.config(target)
-    _check_published_ports(merged, plan)
+    _validate(target, plan)
 
     def detail(line: str) -> None:
         progress.detail(secret_refs.redact(line, secret_values.values()))
@@ -514,10 +513,8 @@ def _worker_checks(plan: SlotPlan, on_result: Callable[[CheckResult], None]) -> 
     started = time.monotonic()
     running: dict[str, int] = {}
     while True:
-        running = {service: 0 for service in expected}
-        for container in compose.ps(plan.compose_project):
-            if container.service in running and container.state == "running":
-                running[container.service] += 1
+        counts = compose.running_services(plan.compose_project)
+        running = {service: counts.get(service, 0) for service in expected}
         if running == expected or time.monotonic() - started > _WORKER_WAIT:
             break
         time.sleep(0.5)
