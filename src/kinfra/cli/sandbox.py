@@ -159,8 +159,8 @@ def slots_command(
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List the project's slots: profile, ports, claimant and live status."""
+    from kinfra.workflows.pool import list_slots
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.slots import list_slots
 
     project = find_project()
     views, note = list_slots(project)
