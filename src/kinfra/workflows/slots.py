@@ -359,6 +359,27 @@ def start_slot(
         raise
 
 
+def prevalidate(config: Config, slot: SlotRecord, code_dir: Path) -> None:
+    """Write a slot's files for ``code_dir`` and validate them ahead of time.
+
+    ``kinfra impl`` runs this in the background while git creates the
+    worktree, so the start that follows finds its inputs already validated
+    (see ``_validate``). Best effort by design: any problem is left for the
+    real start to find and report. Skipped with secrets, so that a secret
+    manager is asked once per start, never twice.
+    """
+    if config.secrets:
+        return
+    try:
+        shared_root = require_shared(config)
+        plan = plan_slot(config, slot.slot_id)
+        write_slot_files(config, plan, slot, code_dir, shared_root=shared_root)
+        _write_secrets_file(slot.directory, {})
+        _validate(compose_target(config, slot), plan)
+    except (KinfraError, OSError):
+        return
+
+
 def _check_ports_free(plan: SlotPlan) -> None:
     busy = [
         (name, port)

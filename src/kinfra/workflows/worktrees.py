@@ -147,7 +147,7 @@ def impl(
 ) -> ImplResult:
     """Create an impl worktree, claim a slot for it and start the slot's stack;
     with ``session``, then open the agent's tmux session in it."""
-    from kinfra.workflows.slots import Progress, start_slot
+    from kinfra.workflows.slots import Progress, prevalidate, start_slot
 
     feature, milestone = parse_impl_target(target)
     config = project.config
@@ -163,31 +163,46 @@ def impl(
     base = _base_ref(root)
 
     slot = _claim(store, config.name, path, profile, name) if sandbox else None
+    # `docker compose config` of the slot's files needs only the worktree's
+    # path, so it runs in the background while git creates the worktree; the
+    # start then finds them validated. Every path waits for it before the
+    # slot is started or released.
+    background = ThreadPoolExecutor(max_workers=1)
     try:
-        created = _add_worktree(root, path, name, base)
-    except BaseException:
         if slot is not None:
-            with store.transaction() as registry:
-                registry.release(config.name, slot.slot_id, claimant=path)
-        raise
-    result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file, slot)
-    try:
-        git.ensure_excluded(root, ENV_FILE)
-        result.copied, copy_notes = copy_ignored_files(config, root, path)
-        result.notes += copy_notes
-        result.setup = run_setup(config, path, output)
-        if slot is None:
-            _open_session(config, path, session, result)
-            return result
-        write_worktree_env(config, slot, path)
-        report = start_slot(project, slot.slot_id, code_dir=path, progress=progress, store=store)
-    except BaseException as exc:
-        if slot is None:
+            background.submit(prevalidate, config, slot, path)
+        try:
+            created = _add_worktree(root, path, name, base)
+        except BaseException:
+            background.shutdown(wait=True)
+            if slot is not None:
+                with store.transaction() as registry:
+                    registry.release(config.name, slot.slot_id, claimant=path)
             raise
-        released = _undo_claim(project, slot, path, store)
-        if isinstance(exc, KinfraError):
-            raise _start_error(exc, name, slot, released) from exc
-        raise
+        result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file, slot)
+        try:
+            git.ensure_excluded(root, ENV_FILE)
+            result.copied, copy_notes = copy_ignored_files(config, root, path)
+            result.notes += copy_notes
+            result.setup = run_setup(config, path, output)
+            background.shutdown(wait=True)
+            if slot is None:
+                _open_session(config, path, session, result)
+                return result
+            write_worktree_env(config, slot, path)
+            report = start_slot(
+                project, slot.slot_id, code_dir=path, progress=progress, store=store
+            )
+        except BaseException as exc:
+            background.shutdown(wait=True)
+            if slot is None:
+                raise
+            released = _undo_claim(project, slot, path, store)
+            if isinstance(exc, KinfraError):
+                raise _start_error(exc, name, slot, released) from exc
+            raise
+    finally:
+        background.shutdown(wait=True)
     result.slot = report.slot
     result.urls = report.urls
     _open_session(config, path, session, result)
@@ -318,15 +333,18 @@ def _undo_claim(project: Project, slot: SlotRecord, path: Path, store: RegistryS
 
 
 def release_slot(project: Project, slot: SlotRecord, path: Path, store: RegistryStore) -> None:
-    """Release ``path``'s claim and reset the slot's files to mount no code."""
-    from kinfra.workflows.slots import write_slot_files
+    """Remove the override that mounts ``path``'s code and release its claim.
+
+    Removing (not rewriting) the override is what the seed's flow does, and
+    it is cheap: every start generates the override afresh for its claimant.
+    """
+    from kinfra.workflows.slots import OVERRIDE_FILE
 
     config = project.config
+    with contextlib.suppress(OSError):
+        (slot.directory / OVERRIDE_FILE).unlink(missing_ok=True)
     with store.transaction() as registry:
         registry.release(config.name, slot.slot_id, claimant=path)
-        fresh = registry.require_project(config.name).slot(slot.slot_id)
-    with contextlib.suppress(OSError, KinfraError):
-        write_slot_files(config, plan_slot(config, slot.slot_id), fresh, code_dir=None)
     with contextlib.suppress(OSError):
         (path / ENV_FILE).unlink(missing_ok=True)
 
