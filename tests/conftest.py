@@ -67,3 +67,14 @@ def docker_prefix(docker: None) -> Iterator[str]:
     prefix = dockerkit.unique_prefix()
     yield prefix
     dockerkit.remove_everything(prefix)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stack_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A last sweep: any compose project whose working dir lies in this
+    session's temp dirs is removed at the end, whatever the tests did."""
+    yield
+    if not dockerkit.docker_ready():
+        return
+    base = str(tmp_path_factory.getbasetemp())
+    dockerkit.remove_projects_under(base)

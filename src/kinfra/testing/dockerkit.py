@@ -112,3 +112,26 @@ def leftovers(prefix: str) -> list[str]:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def remove_projects_under(directory: str) -> list[str]:
+    """Remove every compose project (containers, network, volumes) whose
+    working directory is ``directory`` or below it; returns their names."""
+    listed = run(
+        [
+            "docker", "ps", "--all", "--filter", "label=com.docker.compose.project",
+            "--format",
+            '{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.project.working_dir"}}',
+        ],
+        check=False,
+    )  # fmt: skip
+    doomed = sorted(
+        {
+            name
+            for name, _, workdir in (line.partition("\t") for line in listed.stdout.splitlines())
+            if name and (workdir == directory or workdir.startswith(directory.rstrip("/") + "/"))
+        }
+    )
+    for name in doomed:
+        run(["docker", "compose", "-p", name, "down", "--volumes", "--timeout", "1"], check=False)
+    return doomed

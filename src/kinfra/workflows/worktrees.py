@@ -160,11 +160,10 @@ def impl(
     if sandbox:
         _check_slot_available(store, config.name, profile, path)
     _refuse_existing(root, path, name)
-    base = _base_ref(root)
 
     slot = _claim(store, config.name, path, profile, name) if sandbox else None
     # `docker compose config` of the slot's files needs only the worktree's
-    # path, so it runs in the background while git creates the worktree; the
+    # path, so it runs in the background while git fetches and creates the worktree; the
     # start then finds them validated. Every path waits for it before the
     # slot is started or released.
     background = ThreadPoolExecutor(max_workers=1)
@@ -172,6 +171,7 @@ def impl(
         if slot is not None:
             background.submit(prevalidate, config, slot, path)
         try:
+            base = _base_ref(root)  # fetches: overlaps the validation too
             created = _add_worktree(root, path, name, base)
         except BaseException:
             background.shutdown(wait=True)
