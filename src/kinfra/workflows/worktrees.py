@@ -568,7 +568,7 @@ def list_worktrees(project: Project, store: RegistryStore | None = None) -> list
 
     # git status per worktree, `docker ps` and `tmux list-sessions` are
     # independent processes: running them side by side keeps the listing fast.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         live_future = pool.submit(_live_projects)
         sessions_future = pool.submit(alive_sessions, [c.path for c in cands])
         dirty = list(pool.map(_dirty_or_none, [c.path for c in cands]))
