@@ -15,7 +15,7 @@ URL_HELP = "Use this backend URL (wins over everything else)."
 PORT_HELP = "Use this API port on localhost (wins over detection, even when equal to the base)."
 SLOT_HELP = "Use this slot (0 = local-prod) instead of the detected one."
 
-secrets_app = typer.Typer(help="Secrets of [secrets] in kinfra.toml.", no_args_is_help=True)
+secrets_app = typer.Typer(help="The secrets declared in kinfra.toml.", no_args_is_help=True)
 
 
 class EnvFormat(str, Enum):
@@ -133,7 +133,7 @@ def init_shared_command(
     ),
     minimal: bool = typer.Option(False, "--minimal", help="Create empty dirs only."),
 ) -> None:
-    """Create $KINFRA_HOME/<project>/shared/ with the dirs of [shared]; never deletes data."""
+    """Create $KINFRA_HOME/<project>/shared/ with the shared dirs of kinfra.toml; never deletes data."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.shared import init_shared
 

@@ -28,7 +28,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    # Rich renders help only (imported when help is shown); with markup off,
+    # Typer 0.20 would print its "[required]" notes with escape backslashes.
+    rich_markup_mode="rich",
 )
 app.add_typer(sandbox_cli.app, name="sandbox")
 worktree_cmds.register(app)

@@ -37,7 +37,7 @@ def impl_command(
     session: bool = typer.Option(
         False,
         "--session",
-        help="Open a tmux session in the worktree running [session] command (agent-deck if installed).",
+        help="Open a tmux session in the worktree running the configured agent command (agent-deck if installed).",
     ),
 ) -> None:
     """Create an impl worktree, claim a sandbox slot and start its stack."""
