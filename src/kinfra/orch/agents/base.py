@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from kinfra.orch.process import ProcessResult, StopReason
+from kinfra.orch.process import ProcessResult, StopReason, stream_process
 from kinfra.orch.status_block import StatusBlock, parse_status_block
 
 
@@ -97,6 +97,31 @@ class Agent(Protocol):
         """Run one attempt. ``on_session`` is called as soon as the session
         id is known, ``on_start`` with the agent's pid right after it starts."""
         ...
+
+
+def run_agent_process(
+    request: AgentRequest,
+    argv: list[str],
+    on_line: Callable[[str], None],
+    on_start: Callable[[int], None] | None,
+    on_tick: Callable[[], None],
+    stdin_text: str | None,
+) -> ProcessResult:
+    """One attempt's process, with the request's limits: every adapter runs
+    its agent through here, so timeouts and logs behave the same for all."""
+    return stream_process(
+        argv,
+        cwd=request.workdir,
+        on_line=on_line,
+        env=request.env,
+        stdin_text=stdin_text,
+        timeout=request.timeout,
+        idle_timeout=request.idle_timeout,
+        grace=request.kill_grace,
+        on_start=on_start,
+        on_tick=on_tick,
+        log_path=request.log_path,
+    )
 
 
 def process_failure(proc: ProcessResult, request: AgentRequest) -> tuple[AgentOutcome, str] | None:

@@ -23,9 +23,9 @@ from kinfra.orch.agents.base import (
     ProgressCallback,
     crash_message,
     process_failure,
+    run_agent_process,
     with_status,
 )
-from kinfra.orch.process import stream_process
 
 
 @dataclass
@@ -135,18 +135,8 @@ class CodexAgent:
                     on_session(stream.session_id)
                 progress()
 
-        proc = stream_process(
-            self.argv(request),
-            cwd=request.workdir,
-            on_line=on_line,
-            env=request.env,
-            stdin_text=request.prompt,
-            timeout=request.timeout,
-            idle_timeout=request.idle_timeout,
-            grace=request.kill_grace,
-            on_start=on_start,
-            on_tick=progress,
-            log_path=request.log_path,
+        proc = run_agent_process(
+            request, self.argv(request), on_line, on_start, progress, request.prompt
         )
         failure = process_failure(proc, request)
         if failure:

@@ -21,9 +21,9 @@ from kinfra.orch.agents.base import (
     ProgressCallback,
     crash_message,
     process_failure,
+    run_agent_process,
     with_status,
 )
-from kinfra.orch.process import stream_process
 
 _FINAL_LINES = 200
 
@@ -69,18 +69,13 @@ class CommandAgent:
                 last_line[:] = [line.strip()]
             progress()
 
-        proc = stream_process(
+        proc = run_agent_process(
+            request,
             self.argv(request),
-            cwd=request.workdir,
-            on_line=on_line,
-            env=request.env,
-            stdin_text=request.prompt if self.settings.prompt_via == "stdin" else None,
-            timeout=request.timeout,
-            idle_timeout=request.idle_timeout,
-            grace=request.kill_grace,
-            on_start=on_start,
-            on_tick=progress,
-            log_path=request.log_path,
+            on_line,
+            on_start,
+            progress,
+            request.prompt if self.settings.prompt_via == "stdin" else None,
         )
         failure = process_failure(proc, request)
         if failure:
