@@ -20,23 +20,11 @@ from kinfra.domain import compose_yaml
 from kinfra.domain.config import load_config
 from kinfra.domain.slotplan import plan_slot
 from kinfra.testing import dockerkit
+from kinfra.testing.cli import kinfra
 from kinfra.testing.gitrepo import commit_all, git
 from kinfra.workflows.gate import Outcome, run_checks
 
 pytestmark = pytest.mark.docker
-
-
-def kinfra(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kinfra", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-    )
 
 
 def fetch(url: str) -> tuple[int, str]:

@@ -9,13 +9,12 @@ a compose project or a host port with each other or with a user's stack.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+# Re-exported: tests of the worktree workflow import it from here.
+from kinfra.testing.cli import kinfra as kinfra
 from kinfra.testing.dockerkit import EXAMPLE_DIR, free_port_bases
 from kinfra.testing.gitrepo import commit_all, git, make_repo
 
@@ -139,19 +138,6 @@ def make_example_project(
     if with_origin:
         git(repo, "push", "-q", "origin", "main")
     return repo
-
-
-def kinfra(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess (same interpreter, inherited env)."""
-    return subprocess.run(
-        [sys.executable, "-m", "kinfra", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=dict(os.environ),
-    )
 
 
 def registry(home: Path) -> dict[str, Any]:
