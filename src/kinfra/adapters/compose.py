@@ -50,6 +50,17 @@ class ContainerState:
         return self.state == "running" and self.health in ("", "healthy")
 
 
+def stack_state(containers: Sequence[ContainerState]) -> str:
+    """stopped / running / degraded, as status commands show a stack."""
+    if not containers:
+        return "stopped"
+    if all(c.ok for c in containers):
+        return "running"
+    if any(c.state == "running" for c in containers):
+        return "degraded"
+    return "stopped"
+
+
 def _docker(args: Sequence[str], check: bool = True, **kwargs: Any) -> Result:
     try:
         result = run(args, check=False, **kwargs)

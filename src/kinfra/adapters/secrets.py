@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 
 from kinfra.adapters.runner import CommandNotFoundError, run
+from kinfra.domain.slotplan import parse_env_file
 from kinfra.errors import SecretError
 
 SECRETS_FILE = ".env.secrets"
@@ -90,26 +91,10 @@ def _dotenv(spec: str, root: Path) -> str:
         raise _Missing(f"{path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _Failed(f"{path} cannot be read ({type(exc).__name__})") from None
-    values = parse_dotenv(text)
+    values = parse_env_file(text)
     if key not in values:
         raise _Missing(f"{key} is not defined in {path}")
     return values[key]
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """KEY=value lines; ``export`` prefixes, comments and matching quotes handled."""
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
 
 
 def _op_read(reference: str) -> str:

@@ -69,13 +69,7 @@ def status_command(
     project = f" ({instance.compose_project})" if instance.compose_project else ""
     render.out(f"{which}{project}: {state}")
     render.out(f"  picked: {instance.source}: {instance.reason}")
-    if report.containers:
-        render.table(
-            ["container", "service", "state", "health"],
-            [[c.name, c.service, c.state, c.health or "-"] for c in report.containers],
-        )
-    for name, link in instance.urls.items():
-        render.out(f"  {name:<8} {link}")
+    render.containers_and_urls(report.containers, instance.urls)
     if report.note:
         render.note(report.note)
 

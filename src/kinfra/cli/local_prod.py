@@ -73,13 +73,7 @@ def status_command(
         return
     render.out(f"local-prod of {lp.project} ({lp.plan.compose_project}): {report.state}")
     render.out(f"  clone    {lp.clone}")
-    if report.containers:
-        render.table(
-            ["container", "service", "state", "health"],
-            [[c.name, c.service, c.state, c.health or "-"] for c in report.containers],
-        )
-    for name, url in report.urls.items():
-        render.out(f"  {name:<8} {url}")
+    render.containers_and_urls(report.containers, report.urls)
 
 
 @app.command("logs")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kinfra.errors import KinfraError
@@ -56,6 +56,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     plain("\n".join(lines))
+
+
+def containers_and_urls(containers: Sequence[Any], urls: Mapping[str, str]) -> None:
+    """The container table and the URLs, as every status command shows them."""
+    if containers:
+        table(
+            ["container", "service", "state", "health"],
+            [[c.name, c.service, c.state, c.health or "-"] for c in containers],
+        )
+    for name, url in urls.items():
+        out(f"  {name:<8} {url}")
 
 
 def progress() -> Any:

@@ -126,13 +126,7 @@ def status_command(
         f"slot {report.slot.slot_id} ({report.slot.compose_project}, {report.slot.profile.value}): "
         f"{report.state}; claimed by {report.slot.claimed_by or 'nobody'}"
     )
-    if report.containers:
-        render.table(
-            ["container", "service", "state", "health"],
-            [[c.name, c.service, c.state, c.health or "-"] for c in report.containers],
-        )
-    for name, url in report.urls.items():
-        render.out(f"  {name:<8} {url}")
+    render.containers_and_urls(report.containers, report.urls)
 
 
 @app.command("logs")

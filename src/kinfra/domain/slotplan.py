@@ -91,13 +91,18 @@ def render_env_file(values: Mapping[str, str], header: str) -> str:
 
 
 def parse_env_file(text: str) -> dict[str, str]:
+    """KEY=value lines; ``export`` prefixes, comments and matching quotes handled."""
     values: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.partition("=")
-        values[key.strip()] = value.strip()
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
     return values
 
 

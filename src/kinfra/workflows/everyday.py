@@ -25,13 +25,7 @@ class InstanceStatus:
     def state(self) -> str:
         if self.instance.compose_project is None:
             return "unknown"
-        if not self.containers:
-            return "stopped"
-        if all(c.ok for c in self.containers):
-            return "running"
-        if any(c.state == "running" for c in self.containers):
-            return "degraded"
-        return "stopped"
+        return compose.stack_state(self.containers)
 
 
 def instance_status(

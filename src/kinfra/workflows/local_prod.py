@@ -27,7 +27,12 @@ from kinfra.paths import project_home
 from kinfra.workflows import slots
 from kinfra.workflows.project import find_project
 
-_GENERATED = (slots.ENV_FILE, slots.OVERRIDE_FILE, secret_refs.SECRETS_FILE)
+_GENERATED = (
+    slots.ENV_FILE,
+    slots.OVERRIDE_FILE,
+    slots.VALIDATED_FILE,
+    secret_refs.SECRETS_FILE,
+)
 
 
 @dataclass(frozen=True)
@@ -186,9 +191,7 @@ class LocalProdStatus:
 
     @property
     def state(self) -> str:
-        if not self.containers:
-            return "stopped"
-        return "running" if all(c.ok for c in self.containers) else "degraded"
+        return compose.stack_state(self.containers)
 
 
 def status(cwd: Path | None = None) -> LocalProdStatus:

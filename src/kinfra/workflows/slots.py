@@ -653,13 +653,7 @@ class SlotStatusReport:
 
     @property
     def state(self) -> str:
-        if not self.containers:
-            return "stopped"
-        if all(c.ok for c in self.containers):
-            return "running"
-        if any(c.state == "running" for c in self.containers):
-            return "degraded"
-        return "stopped"
+        return compose.stack_state(self.containers)
 
 
 def slot_status(
