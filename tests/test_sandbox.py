@@ -342,3 +342,16 @@ def test_dead_daemon_is_one_clear_line(shop: Path) -> None:
     assert result.returncode == 1
     assert "Docker daemon is not running" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_provision_after_local_prod_init_in_another_clone(shop: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "prod-clone"
+    git(tmp_path, "clone", "-q", str(shop), str(clone))
+    assert kinfra(clone, "local-prod", "init").returncode == 0
+    provisioned = kinfra(shop, "sandbox", "provision", "--count", "1")
+    assert provisioned.returncode == 0, provisioned.stderr
+    registry = json.loads((Path(os.environ["KINFRA_HOME"]) / "registry.json").read_text())
+    record = registry["projects"][shop.name]
+    assert record["root"] == str(shop.resolve())
+    assert record["local_prod"]["clone"] == str(clone.resolve())
+    assert list(record["slots"]) == ["1"]

@@ -110,6 +110,8 @@ def provision(
         record = registry.projects.get(config.name) or ProjectRecord(
             name=config.name, root=str(project.root), prefix=config.prefix
         )
+        if not record.slots:
+            record.root = str(project.root)
         for plan in plans:
             existing = record.slots.get(plan.slot_id)
             if existing is not None and existing.claimed_by is not None:
@@ -155,7 +157,9 @@ def _new_instance_id(plan: SlotPlan) -> str:
 def _check_ownership(registry: Registry, project: Project) -> None:
     config = project.config
     mine = registry.projects.get(config.name)
-    if mine is not None and Path(mine.root) != project.root:
+    # A record with no slots yet was made by `kinfra local-prod init` from the
+    # production clone: the pool belongs to whichever checkout provisions it.
+    if mine is not None and mine.slots and Path(mine.root) != project.root:
         raise ProvisionError(
             f"project name '{config.name}' is already registered on this machine by {mine.root}",
             hint="give this checkout another [project] name (and prefix) in kinfra.toml",
