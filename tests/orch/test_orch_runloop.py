@@ -229,3 +229,22 @@ def test_state_from_a_newer_kinfra_is_refused(agentry: Agentry, repo: Path, plan
     assert agentry.invocations() == []
     # the lock was released despite the error
     assert not (path.parent / "M3.lock").exists()
+
+
+def test_two_features_with_the_same_milestone_id_keep_separate_runs(
+    agentry: Agentry, repo: Path, tmp_path: Path, plan3: Path
+) -> None:
+    plans = []
+    for feature in ("genome", "config"):
+        plan = tmp_path / "docs" / "designs" / feature / "implementation" / "M3_three.md"
+        plan.parent.mkdir(parents=True)
+        plan.write_text(plan3.read_text())
+        plans.append(plan)
+    assert run_plan(_options(plans[0], repo)).outcome == "done"
+    # The second feature's M3 is a run of its own, not "M3 already has a run".
+    second = run_plan(_options(plans[1], repo))
+    assert second.outcome == "done"
+    runs = project_home("app") / "runs"
+    assert second.state_path == runs / "config-M3.json"
+    assert (runs / "genome-M3.json").is_file()
+    assert len(agentry.invocations()) == 6

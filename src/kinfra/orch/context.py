@@ -33,17 +33,28 @@ class RunContext:
     def runs_dir(self) -> Path:
         return project_home(self.project) / "runs"
 
-    def state_path(self, milestone: str) -> Path:
-        return self.runs_dir / f"{milestone}.json"
+    # ``key`` names one milestone's run: see ``run_key``.
+    def state_path(self, key: str) -> Path:
+        return self.runs_dir / f"{key}.json"
 
-    def lock_path(self, milestone: str) -> Path:
-        return self.runs_dir / f"{milestone}.lock"
+    def lock_path(self, key: str) -> Path:
+        return self.runs_dir / f"{key}.lock"
 
-    def telemetry_path(self, milestone: str) -> Path:
-        return self.runs_dir / f"{milestone}.telemetry.jsonl"
+    def telemetry_path(self, key: str) -> Path:
+        return self.runs_dir / f"{key}.telemetry.jsonl"
 
-    def logs_dir(self, milestone: str) -> Path:
-        return self.runs_dir / f"{milestone}.logs"
+    def logs_dir(self, key: str) -> Path:
+        return self.runs_dir / f"{key}.logs"
+
+
+def run_key(plan_path: Path, milestone: str) -> str:
+    """What a run's files are named after: ``<feature>-<milestone>`` for a plan
+    at ``.../<feature>/implementation/<M>_*.md`` (two features may both have
+    an M1), else the milestone id alone."""
+    parent = plan_path.resolve().parent
+    if parent.name == "implementation" and parent.parent.name:
+        return f"{parent.parent.name}-{milestone}"
+    return milestone
 
 
 def default_settings(project: str = "project") -> OrchestratorSettings:

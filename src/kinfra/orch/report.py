@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from kinfra.orch.context import RunContext, resolve_context
+from kinfra.orch.context import RunContext, resolve_context, run_key
 from kinfra.orch.lock import lock_holder
 from kinfra.orch.plan import read_plan
 from kinfra.orch.state import RunState, load_state
@@ -31,17 +31,18 @@ def run_status(plan_path: Path | None = None, workdir: Path | None = None) -> li
     """One entry per milestone with a state file (or only the given plan's)."""
     ctx = _context(workdir)
     if plan_path is not None:
-        milestones = [read_plan(plan_path).milestone]
+        plan = read_plan(plan_path)
+        keys = [(run_key(plan_path, plan.milestone), plan.milestone)]
     else:
-        milestones = sorted(p.stem for p in ctx.runs_dir.glob("*.json"))
+        keys = [(p.stem, p.stem) for p in sorted(ctx.runs_dir.glob("*.json"))]
     result: list[dict[str, Any]] = []
-    for milestone in milestones:
-        state = load_state(ctx.state_path(milestone))
+    for key, milestone in keys:
+        state = load_state(ctx.state_path(key))
         if state is None:
             if plan_path is not None:
                 result.append({"milestone": milestone, "state": None, "tasks": []})
             continue
-        holder = lock_holder(ctx.lock_path(milestone))
+        holder = lock_holder(ctx.lock_path(key))
         result.append(_state_entry(state, holder.pid if holder else None))
     return result
 
@@ -102,6 +103,7 @@ def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, 
             {
                 "run_id": run_id,
                 "milestone": attrs.get("kinfra.milestone"),
+                "run_key": attrs.get("kinfra.run_key"),
                 "started": span["start"],
                 "ended": span["end"],
                 "outcome": None,
@@ -115,6 +117,7 @@ def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, 
         name = str(span.get("name", ""))
         if name.startswith(_RUN_SPAN):
             entry["outcome"] = attrs.get("kinfra.outcome")
+            entry["run_key"] = attrs.get("kinfra.run_key") or entry["run_key"]
             entry["tasks_done"] = attrs.get("kinfra.tasks.done")
             entry["tasks_total"] = attrs.get("kinfra.tasks.total")
         elif name.startswith(_ATTEMPT_SPAN):
@@ -126,7 +129,8 @@ def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, 
     ordered = sorted(runs.values(), key=lambda e: float(e["started"]), reverse=True)[:limit]
     for entry in ordered:
         if entry["outcome"] is None:
-            holder = lock_holder(ctx.lock_path(str(entry["milestone"])))
+            key = entry.get("run_key") or entry["milestone"]
+            holder = lock_holder(ctx.lock_path(str(key)))
             entry["outcome"] = (
                 "running" if holder and holder.run_id == entry["run_id"] else "interrupted"
             )

@@ -35,7 +35,7 @@ from kinfra.errors import (
 )
 from kinfra.orch.agents import make_agent
 from kinfra.orch.agents.base import Agent, AgentOutcome, AgentProgress, AgentRequest, AgentResult
-from kinfra.orch.context import RunContext, resolve_context
+from kinfra.orch.context import RunContext, resolve_context, run_key
 from kinfra.orch.lock import RunLock, process_alive, process_start_time
 from kinfra.orch.plan import Plan, Task, read_plan
 from kinfra.orch.process import kill_stray_group
@@ -160,16 +160,17 @@ def run_plan(
         notes.append(message)
         emit(RunEvent("note", message=message))
 
-    state_path = ctx.state_path(plan.milestone)
+    key = run_key(plan_path, plan.milestone)
+    state_path = ctx.state_path(key)
     owned = telemetry is None
     # Before the lock and the state: a bad OTLP setup must not leave a run behind.
     tel = telemetry or Telemetry.to_jsonl(
-        ctx.telemetry_path(plan.milestone),
+        ctx.telemetry_path(key),
         attributes={"kinfra.project": ctx.project},
     )
     with contextlib.ExitStack() as stack:
         stack.callback(tel.shutdown if owned else tel.flush)
-        lock = stack.enter_context(RunLock(ctx.lock_path(plan.milestone), run_id))
+        lock = stack.enter_context(RunLock(ctx.lock_path(key), run_id))
         if lock.took_over is not None:
             holder = lock.took_over
             who = f"pid {holder.pid}" if holder.pid else "an unfinished kinfra start"
@@ -217,6 +218,7 @@ def run_plan(
             {
                 "kinfra.run.id": run_id,
                 "kinfra.milestone": plan.milestone,
+                "kinfra.run_key": key,
                 "kinfra.project": ctx.project,
                 "kinfra.plan.path": str(plan_path),
                 "kinfra.plan.hash": plan.hash,
@@ -407,7 +409,7 @@ class _TaskRunner:
                 test_command=self.ctx.test_command,
                 previous_error=last.error if last else None,
             )
-        logs = self.ctx.logs_dir(self.plan.milestone)
+        logs = self.state_path.with_name(self.state_path.stem + ".logs")
         logs.mkdir(parents=True, exist_ok=True)
 
         def on_session(session_id: str) -> None:
