@@ -27,7 +27,8 @@ def _options(plan: Path, repo: Path, **kw: object) -> RunOptions:
 
 def test_run_all_tasks_done(agentry: Agentry, repo: Path, plan3: Path) -> None:
     (repo / ".env.sandbox").write_text(
-        "# slot 2\nAPI_URL=http://localhost:8002\nSLOT_NUMBER=2\nDB_PASSWORD=secret\n"
+        "# slot 2\nSLOT_NUMBER=2\nCOMPOSE_PROJECT_NAME=app-slot-2\n"
+        "API_URL=http://localhost:8002\nDB_PASSWORD=secret\n"
     )
     events: list[RunEvent] = []
     summary = run_plan(_options(plan3, repo), on_event=events.append)

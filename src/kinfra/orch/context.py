@@ -18,8 +18,6 @@ from kinfra.domain.config import OrchestratorSettings, parse_config
 from kinfra.errors import NotInProjectError
 from kinfra.paths import project_home
 
-SLOT_ENV_FILE = ".env.sandbox"
-
 
 @dataclass(frozen=True)
 class RunContext:
@@ -92,21 +90,14 @@ def resolve_context(workdir: Path | None = None) -> RunContext:
 
 
 def read_slot_env(workdir: Path) -> dict[str, str]:
-    """The slot's URLs from the nearest ``.env.sandbox`` at or above ``workdir``:
-    keys ending in ``_URL`` and ``SLOT_NUMBER``. (To be replaced by the slot
-    detection module.)"""
-    for folder in (workdir, *workdir.parents):
-        path = folder / SLOT_ENV_FILE
-        if not path.is_file():
-            continue
-        result: dict[str, str] = {}
-        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = line.removeprefix("export ").split("=", 1)
-            key, value = key.strip(), value.strip().strip("'\"")
-            if key.endswith("_URL") or key == "SLOT_NUMBER":
-                result[key] = value
-        return result
-    return {}
+    """The slot's URLs and number from the worktree's kinfra-generated
+    ``.env.sandbox``, found the way ``kinfra.detect`` finds it. Only that
+    source: the agent is never pointed at local-prod or the base ports."""
+    from kinfra.detect import find_env_file
+    from kinfra.domain.slotplan import parse_env_file
+
+    path = find_env_file(workdir)
+    if path is None:
+        return {}
+    values = parse_env_file(path.read_text(encoding="utf-8", errors="replace"))
+    return {k: v for k, v in values.items() if k.endswith("_URL") or k == "SLOT_NUMBER"}
