@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from kinfra.orch.process import ProcessResult, StopReason, stream_process
 from kinfra.orch.status_block import StatusBlock, parse_status_block
@@ -97,6 +97,11 @@ class Agent(Protocol):
         """Run one attempt. ``on_session`` is called as soon as the session
         id is known, ``on_start`` with the agent's pid right after it starts."""
         ...
+
+
+def int_field(value: Any) -> int:
+    """A count from an agent's JSON event; 0 for anything that is not an int."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def run_agent_process(

@@ -25,6 +25,7 @@ from kinfra.orch.agents.base import (
     AgentResult,
     ProgressCallback,
     crash_message,
+    int_field,
     process_failure,
     run_agent_process,
     with_status,
@@ -108,7 +109,7 @@ class ClaudeStream:
             for usage in model_usage.values():
                 if isinstance(usage, dict):
                     for key, kind in keys.items():
-                        totals[kind] = totals.get(kind, 0) + _int(usage.get(key))
+                        totals[kind] = totals.get(kind, 0) + int_field(usage.get(key))
             return totals
         usage = self.result.get("usage")
         if isinstance(usage, dict):
@@ -119,7 +120,7 @@ class ClaudeStream:
                 "cache_creation_input_tokens": "cache_creation",
             }
             for key, kind in keys.items():
-                totals[kind] = _int(usage.get(key))
+                totals[kind] = int_field(usage.get(key))
         return totals
 
     def outcome(self) -> tuple[AgentOutcome, str | None]:
@@ -144,10 +145,6 @@ class ClaudeStream:
         if is_error or subtype.startswith("error"):
             return AgentOutcome.ERROR, f"{subtype or 'error'}: {detail or 'no detail'}"
         return AgentOutcome.SUCCESS, None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class ClaudeAgent:
@@ -237,7 +234,7 @@ class ClaudeAgent:
             AgentResult(
                 outcome=outcome,
                 session_id=stream.session_id,
-                turns=_int(result["num_turns"]) if "num_turns" in result else stream.turns,
+                turns=int_field(result["num_turns"]) if "num_turns" in result else stream.turns,
                 cost_usd=_float(result.get("total_cost_usd")),
                 tokens=stream.tokens(),
                 duration=proc.duration,

@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.orch.agents.base import (
@@ -22,6 +21,7 @@ from kinfra.orch.agents.base import (
     AgentResult,
     ProgressCallback,
     crash_message,
+    int_field,
     process_failure,
     run_agent_process,
     with_status,
@@ -55,9 +55,9 @@ class CodexStream:
         elif kind == "turn.completed":
             self.completed = True
             usage = event.get("usage") or {}
-            self.input_tokens += _int(usage.get("input_tokens"))
-            self.cached_tokens += _int(usage.get("cached_input_tokens"))
-            self.output_tokens += _int(usage.get("output_tokens"))
+            self.input_tokens += int_field(usage.get("input_tokens"))
+            self.cached_tokens += int_field(usage.get("cached_input_tokens"))
+            self.output_tokens += int_field(usage.get("output_tokens"))
         elif kind == "turn.failed":
             self.error = str((event.get("error") or {}).get("message") or "turn failed")
         elif kind == "error":
@@ -78,10 +78,6 @@ class CodexStream:
         else:
             return False
         return True
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class CodexAgent:
