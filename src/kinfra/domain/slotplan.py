@@ -142,35 +142,14 @@ def build_override(
             service(name)["ports"] = Reset()
     for worker, replicas in plan.workers.items():
         service(worker)["deploy"] = {"replicas": replicas}
+    binds: list[tuple[tuple[str, ...], Path, str, bool]] = []
     if code_dir is not None:
-        for mount in config.mounts:
-            for name in mount.services:
-                service(name).setdefault("volumes", []).append(
-                    {
-                        "type": "bind",
-                        "source": str(code_dir / mount.source),
-                        "target": mount.target,
-                        "read_only": mount.read_only,
-                    }
-                )
+        binds += [(m.services, code_dir / m.source, m.target, m.read_only) for m in config.mounts]
     if shared_root is not None:
-        for shared in config.shared:
-            for name in shared.services:
-                service(name).setdefault("volumes", []).append(
-                    {
-                        "type": "bind",
-                        "source": str(shared_root / shared.name),
-                        "target": shared.target,
-                        "read_only": shared.read_only,
-                    }
-                )
+        binds += [(d.services, shared_root / d.name, d.target, d.read_only) for d in config.shared]
+    for names, source, target, read_only in binds:
+        for name in names:
+            service(name).setdefault("volumes", []).append(
+                {"type": "bind", "source": str(source), "target": target, "read_only": read_only}
+            )
     return {"services": services}
-
-
-def port_owners(config: Config, slot_ids: Iterable[int]) -> dict[int, tuple[str, int, str]]:
-    """host port -> (project, slot, port name) for the given slots of a config."""
-    owners: dict[int, tuple[str, int, str]] = {}
-    for slot_id in slot_ids:
-        for port in config.ports:
-            owners[port.host_port(slot_id)] = (config.name, slot_id, port.name)
-    return owners
