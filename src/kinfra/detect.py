@@ -37,8 +37,7 @@ from pathlib import Path
 
 from kinfra.domain.config import Config
 from kinfra.errors import KinfraError, NotInProjectError
-
-ENV_FILE = ".env.sandbox"
+from kinfra.paths import ENV_FILE
 
 __all__ = ["ENV_FILE", "Instance", "backend_url", "detect", "find_env_file"]
 

@@ -24,3 +24,10 @@ def registry_path() -> Path:
 
 def logs_dir() -> Path:
     return kinfra_home() / "logs"
+
+
+# The files of a slot directory. ENV_FILE is also written into each impl
+# worktree, where tools (and kinfra.detect) find their slot by walking up.
+ENV_FILE = ".env.sandbox"
+OVERRIDE_FILE = "docker-compose.override.yml"
+VALIDATED_FILE = ".validated"  # digest of the last validated compose inputs

@@ -85,8 +85,8 @@ def down_command(
     volumes: bool = typer.Option(False, "--volumes", help="Also delete the slot's named volumes."),
 ) -> None:
     """Stop a slot's containers (volumes are kept unless --volumes)."""
+    from kinfra.workflows.pool import stop_slot
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.slots import stop_slot
 
     project = find_project()
     slot_id = _target_slot(project, slot)

@@ -17,8 +17,8 @@ from typing import Any
 from kinfra.adapters import compose, git
 from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
+from kinfra.workflows.pool import stop_slot
 from kinfra.workflows.project import Project
-from kinfra.workflows.slots import stop_slot
 
 
 class FindingKind(str, Enum):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kinfra import paths
 from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord, SlotStatus
@@ -28,9 +29,9 @@ from kinfra.workflows import slots
 from kinfra.workflows.project import find_project
 
 _GENERATED = (
-    slots.ENV_FILE,
-    slots.OVERRIDE_FILE,
-    slots.VALIDATED_FILE,
+    paths.ENV_FILE,
+    paths.OVERRIDE_FILE,
+    paths.VALIDATED_FILE,
     secret_refs.SECRETS_FILE,
 )
 

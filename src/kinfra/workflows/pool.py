@@ -1,8 +1,9 @@
-"""Listing the pool: each slot with the status Docker reports now.
+"""The light side of the pool: the names of a slot's files, stopping a slot,
+and listing slots with the status Docker reports now.
 
-Kept apart from ``workflows.slots`` so that `kinfra sandbox slots`, run often
-and by scripts, imports only the registry and one docker call, not the start
-machinery (gate, secrets, compose YAML).
+Kept apart from ``workflows.slots`` (starting: gate, secrets, compose YAML)
+so that `kinfra sandbox slots`, `kinfra done` and `kinfra sandbox down`, run
+often and by scripts, import only the registry and the docker adapter.
 """
 
 from __future__ import annotations
@@ -10,9 +11,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kinfra.adapters import compose
-from kinfra.adapters.registry import RegistryStore, SlotRecord
+from kinfra.adapters.registry import RegistryStore, SlotRecord, SlotStatus
 from kinfra.errors import ComposeError, DockerUnavailableError
 from kinfra.workflows.project import Project
+
+
+def stop_slot(
+    project: Project,
+    slot_id: int,
+    volumes: bool = False,
+    release_manual: bool = True,
+    store: RegistryStore | None = None,
+) -> SlotRecord:
+    """Stop a slot (volumes kept unless asked). A "manual" claim is given back;
+    an impl worktree keeps its claim until `kinfra done`."""
+    config = project.config
+    store = store or RegistryStore()
+    slot = store.load().require_project(config.name).slot(slot_id)
+    try:
+        compose.down(slot.compose_project, volumes=volumes)
+    except BaseException:
+        with store.transaction() as registry:
+            registry.set_status(config.name, slot_id, SlotStatus.FAILED)
+        raise
+    with store.transaction() as registry:
+        slot = registry.set_status(config.name, slot_id, SlotStatus.STOPPED)
+        if release_manual and slot.claim_kind == "manual":
+            slot = registry.release(config.name, slot_id)
+    return slot
 
 
 @dataclass(frozen=True)

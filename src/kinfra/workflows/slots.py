@@ -47,13 +47,10 @@ from kinfra.errors import (
     SandboxStartError,
     SlotClaimedError,
 )
-from kinfra.paths import project_home
+from kinfra.paths import ENV_FILE, OVERRIDE_FILE, VALIDATED_FILE, project_home
 from kinfra.workflows.gate import CheckResult, Outcome, run_checks
 from kinfra.workflows.project import Project
 from kinfra.workflows.shared import require_shared, shared_env
-
-ENV_FILE = ".env.sandbox"
-OVERRIDE_FILE = "docker-compose.override.yml"
 
 Say = Callable[[str], None]
 
@@ -555,9 +552,6 @@ def _worker_checks(plan: SlotPlan, on_result: Callable[[CheckResult], None]) -> 
     return results
 
 
-VALIDATED_FILE = ".validated"
-
-
 def _validate(target: compose.ComposeTarget, plan: SlotPlan) -> None:
     """``docker compose config`` on the exact files and env files of the up.
 
@@ -621,31 +615,6 @@ def _raise_start_failure(
 
 
 # --- stop, status, listing ------------------------------------------------------------
-
-
-def stop_slot(
-    project: Project,
-    slot_id: int,
-    volumes: bool = False,
-    release_manual: bool = True,
-    store: RegistryStore | None = None,
-) -> SlotRecord:
-    """Stop a slot (volumes kept unless asked). A "manual" claim is given back;
-    an impl worktree keeps its claim until `kinfra done`."""
-    config = project.config
-    store = store or RegistryStore()
-    slot = store.load().require_project(config.name).slot(slot_id)
-    try:
-        compose.down(slot.compose_project, volumes=volumes)
-    except BaseException:
-        with store.transaction() as registry:
-            registry.set_status(config.name, slot_id, SlotStatus.FAILED)
-        raise
-    with store.transaction() as registry:
-        slot = registry.set_status(config.name, slot_id, SlotStatus.STOPPED)
-        if release_manual and slot.claim_kind == "manual":
-            slot = registry.release(config.name, slot_id)
-    return slot
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from kinfra.domain.config import Profile
 from kinfra.domain.names import WorktreeKind, classify_branch
 from kinfra.domain.slotplan import parse_env_file
 from kinfra.errors import GateFailedError, GitError, KinfraError
+from kinfra.paths import ENV_FILE
+from kinfra.workflows.pool import stop_slot
 from kinfra.workflows.project import Project
-from kinfra.workflows.slots import ENV_FILE, Progress, StartReport, start_slot, stop_slot
+from kinfra.workflows.slots import Progress, StartReport, start_slot
 
 
 @dataclass(frozen=True)

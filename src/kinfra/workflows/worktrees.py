@@ -46,15 +46,12 @@ from kinfra.errors import (
     WorktreeExistsError,
     WorktreeNotFoundError,
 )
+from kinfra.paths import ENV_FILE
 from kinfra.workflows.project import Project
 
 if TYPE_CHECKING:
     from kinfra.workflows.slots import Progress
 
-# Kept equal to kinfra.workflows.slots.ENV_FILE (asserted in the tests); not
-# imported from there because `kinfra worktrees` must not pay for importing
-# the slot machinery (compose YAML, health checks).
-ENV_FILE = ".env.sandbox"
 
 Say = Callable[[str], None]
 
@@ -322,7 +319,7 @@ def write_worktree_env(config: Config, slot: SlotRecord, path: Path) -> None:
 def _undo_claim(project: Project, slot: SlotRecord, path: Path, store: RegistryStore) -> bool:
     """Stop what was started and release the slot; False when the stop failed
     (a slot whose teardown failed stays claimed)."""
-    from kinfra.workflows.slots import stop_slot
+    from kinfra.workflows.pool import stop_slot
 
     try:
         stop_slot(project, slot.slot_id, release_manual=False, store=store)
@@ -338,7 +335,7 @@ def release_slot(project: Project, slot: SlotRecord, path: Path, store: Registry
     Removing (not rewriting) the override is what the seed's flow does, and
     it is cheap: every start generates the override afresh for its claimant.
     """
-    from kinfra.workflows.slots import OVERRIDE_FILE
+    from kinfra.paths import OVERRIDE_FILE
 
     config = project.config
     with contextlib.suppress(OSError):
@@ -475,7 +472,7 @@ def done(
     store: RegistryStore | None = None,
 ) -> DoneResult:
     """Stop the worktree's stack (volumes kept), release its slot, remove it."""
-    from kinfra.workflows.slots import stop_slot
+    from kinfra.workflows.pool import stop_slot
 
     store = store or RegistryStore()
     root = project.root.resolve()
