@@ -9,13 +9,26 @@ log() { printf 'ensure-docker: %s\n' "$*" >&2; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+# A package mirror can fail for a moment: try each apt step a few times, and
+# show apt's own output when it still fails.
+retry() {
+  local out attempt
+  for attempt in 1 2 3; do
+    if out=$("$@" 2>&1); then return 0; fi
+    log "attempt $attempt failed: $*"
+    sleep $((attempt * 3))
+  done
+  printf '%s\n' "$out" >&2
+  return 1
+}
+
 apt_updated=""
 apt_install() {
   if [ -z "$apt_updated" ]; then
-    $SUDO apt-get update -qq
+    retry $SUDO apt-get update -qq
     apt_updated=1
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  retry env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"
 }
 
 need_pkgs=()
@@ -36,8 +49,8 @@ if ! docker compose version >/dev/null 2>&1; then
   opts=(-o "Dir::Etc::SourceList=$tmp/trixie.list" -o "Dir::Etc::SourceParts=/dev/null"
         -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
   chmod 0755 "$tmp"  # apt's _apt user must be able to write there
-  $SUDO apt-get "${opts[@]}" update -qq 2>/dev/null
-  (cd "$tmp" && $SUDO apt-get "${opts[@]}" download docker-compose >/dev/null 2>&1)
+  retry $SUDO apt-get "${opts[@]}" update -qq
+  (cd "$tmp" && retry $SUDO apt-get "${opts[@]}" download docker-compose)
   deb=$(ls "$tmp"/docker-compose_*.deb | head -n1)
   # Unpack only the plugin binary: dpkg -i would pull trixie's dependency chain.
   mkdir -p "$tmp/x"
