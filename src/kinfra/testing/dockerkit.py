@@ -7,7 +7,6 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 from kinfra.adapters.runner import run
@@ -18,12 +17,12 @@ EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "shop"
 def docker_ready() -> bool:
     if shutil.which("docker") is None:
         return False
-    info = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    image = subprocess.run(
-        ["docker", "image", "inspect", "busybox:1.36"], capture_output=True, check=False
+    checks = (
+        ["docker", "info"],
+        ["docker", "compose", "version"],
+        ["docker", "image", "inspect", "busybox:1.36"],
     )
-    return info.returncode == 0 and compose.returncode == 0 and image.returncode == 0
+    return all(run(check_argv, check=False).ok for check_argv in checks)
 
 
 def unique_prefix() -> str:
