@@ -106,6 +106,9 @@ def test_dotenv_secret_reaches_container_and_is_never_shown(
         everything += (worktree / ".env.sandbox").read_text()
         for value in (SECRET, LITERAL, "s3cr3t"):
             assert value not in everything
+        # Stopping the slot takes the resolved secrets off the disk.
+        run(worktree, "sandbox", "down")
+        assert not secrets_file.exists()
     finally:
         kinfra(repo, "done", "genome-M1", "--force")
 

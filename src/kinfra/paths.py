@@ -31,3 +31,5 @@ def logs_dir() -> Path:
 ENV_FILE = ".env.sandbox"
 OVERRIDE_FILE = "docker-compose.override.yml"
 VALIDATED_FILE = ".validated"  # digest of the last validated compose inputs
+# Resolved secrets (mode 0600): on disk only while the slot's stack runs.
+SECRETS_FILE = ".env.secrets"

@@ -23,8 +23,8 @@ from pathlib import Path
 from kinfra.adapters.runner import CommandNotFoundError, run
 from kinfra.domain.slotplan import parse_env_file
 from kinfra.errors import SecretError
+from kinfra.paths import SECRETS_FILE as SECRETS_FILE
 
-SECRETS_FILE = ".env.secrets"
 _OP_TIMEOUT = 60.0
 _MIN_REDACT = 4  # shorter values would mangle every message; none is a real secret
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from kinfra.adapters import compose
 from kinfra.adapters.registry import RegistryStore, SlotRecord, SlotStatus
 from kinfra.errors import ComposeError, DockerUnavailableError
+from kinfra.paths import SECRETS_FILE
 from kinfra.workflows.project import Project
 
 
@@ -34,6 +35,8 @@ def stop_slot(
         with store.transaction() as registry:
             registry.set_status(config.name, slot_id, SlotStatus.FAILED)
         raise
+    # Secrets stay on disk only while the stack runs; a start writes them again.
+    (slot.directory / SECRETS_FILE).unlink(missing_ok=True)
     with store.transaction() as registry:
         slot = registry.set_status(config.name, slot_id, SlotStatus.STOPPED)
         if release_manual and slot.claim_kind == "manual":
