@@ -180,3 +180,52 @@ def test_resolve_all_names_variables_never_values(tmp_path: Path) -> None:
     with pytest.raises(SecretError) as caught:
         secret_refs.resolve_all({"B": "env://KT_B", "C": "plain-literal"}, tmp_path, environ={})
     assert "B:" in caught.value.message and "plain-literal" not in caught.value.message
+
+
+MULTI_LINE = "-----BEGIN KT KEY-----\nline-one-Q7x9\nline-two-Z3k8\n-----END KT KEY-----"
+
+MEM_LIMIT_COMPOSE = """\
+services:
+  db:
+    image: busybox:1.36
+    command: ["sh", "-c", "exec httpd -f -p 5432"]
+    mem_limit: ${THE_SECRET}
+    ports:
+      - "5432:5432"
+"""
+
+
+@pytest.mark.docker
+def test_multi_line_secret_echoed_by_compose_is_redacted_line_by_line(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    repo = make_example_project(
+        tmp_path,
+        docker_prefix,
+        mini=True,
+        with_origin=False,
+        compose_text=MEM_LIMIT_COMPOSE,
+        extra_config='\n[secrets]\nTHE_SECRET = "env://KT_MULTI_SECRET"\n',
+    )
+    ok(repo, "sandbox", "provision")
+    # compose rejects the value as a memory size and quotes it, newlines and
+    # all; kinfra shows only the last lines, joined with " / ".
+    result = kinfra(repo, "sandbox", "up", "--slot", "1", env={"KT_MULTI_SECRET": MULTI_LINE})
+    assert result.returncode == 1
+    assert "rejected" in result.stderr and "[secret]" in result.stderr
+    shown = result.stdout + result.stderr
+    for line in MULTI_LINE.splitlines():
+        assert line not in shown, shown
+    assert "Q7x9" not in shown and "Z3k8" not in shown
+    assert "Q7x9" not in _files_text(kinfra_home, skip=secret_refs.SECRETS_FILE)
+    assert dockerkit.compose_projects(docker_prefix) == []
+
+
+def test_redact_handles_lines_of_a_multi_line_value() -> None:
+    values = [MULTI_LINE, "ab"]
+    joined = " / ".join(MULTI_LINE.splitlines()[1:3])
+    assert secret_refs.redact(joined, values) == "[secret] / [secret]"
+    assert secret_refs.redact("  line-two-Z3k8  ", values) == "  [secret]  "
+    assert secret_refs.redact(MULTI_LINE, values) == "[secret]"
+    # Short values (and short lines) are left alone: they would mangle everything.
+    assert secret_refs.redact("ab cd", values) == "ab cd"

@@ -167,7 +167,20 @@ def render_env_file(values: Mapping[str, str]) -> str:
 
 
 def redact(text: str, values: Iterable[str]) -> str:
-    for value in sorted(values, key=len, reverse=True):
+    """``text`` with every secret value replaced by ``[secret]``.
+
+    A multi-line value (a PEM key...) is also redacted line by line: output
+    is often split into lines and re-joined (``a / b``) or shown one line at
+    a time, and then the whole value no longer matches.
+    """
+    needles: set[str] = set()
+    for value in values:
         if len(value) >= _MIN_REDACT:
-            text = text.replace(value, "[secret]")
+            needles.add(value)
+        if "\n" in value or "\r" in value:
+            needles.update(
+                line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_REDACT
+            )
+    for needle in sorted(needles, key=len, reverse=True):
+        text = text.replace(needle, "[secret]")
     return text
