@@ -229,3 +229,55 @@ def test_redact_handles_lines_of_a_multi_line_value() -> None:
     assert secret_refs.redact(MULTI_LINE, values) == "[secret]"
     # Short values (and short lines) are left alone: they would mangle everything.
     assert secret_refs.redact("ab cd", values) == "ab cd"
+
+
+FAKE_OP = r"""#!/bin/sh
+# A stand-in for the 1Password CLI: `op read --no-newline REFERENCE`.
+case "$3" in
+  op://vault/slow/field) printf 'op-fake-secret-4471'; exec sleep 30 ;;
+  op://vault/binary/field) printf 'op-\377\376-secret-8830'; exit 0 ;;
+  op://vault/good/field) printf 'op-good-value-5512'; exit 0 ;;
+  *) echo "[ERROR] could not read secret: no item found" >&2; exit 1 ;;
+esac
+"""
+
+
+def test_op_timeout_and_garbled_output_are_reported_without_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_example_project(
+        tmp_path,
+        "ktopread",
+        with_origin=False,
+        extra_config="""
+[secrets]
+SLOW = "op://vault/slow/field"
+BINARY = "op://vault/binary/field"
+GOOD = "op://vault/good/field"
+ABSENT = "op://vault/absent/field"
+""",
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_op = bin_dir / "op"
+    fake_op.write_text(FAKE_OP)
+    fake_op.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "KINFRA_OP_TIMEOUT": "1"}
+
+    result = kinfra(repo, "secrets", "check", "--json", env=env, timeout=30)
+    assert result.returncode == 1, result.stderr
+    states = {c["name"]: (c["state"], c["detail"]) for c in json.loads(result.stdout)}
+    assert states["SLOW"] == ("error", "`op read` timed out after 1s")
+    assert states["BINARY"][0] == "error" and "UTF-8" in states["BINARY"][1]
+    assert states["GOOD"] == ("ok", "")
+    assert states["ABSENT"][0] == "error" and "no item found" in states["ABSENT"][1]
+
+    table = kinfra(repo, "secrets", "check", env=env, timeout=30)
+    assert table.returncode == 1 and "error" in table.stdout
+    monkeypatch.setenv("PATH", env["PATH"])  # the in-process lookup finds the fake op too
+    with pytest.raises(SecretError) as caught:
+        secret_refs.resolve_all({"SLOW": "op://vault/slow/field"}, repo, environ=env)
+    assert "timed out" in caught.value.message
+    shown = result.stdout + result.stderr + table.stdout + table.stderr + caught.value.message
+    for value in ("op-fake-secret", "4471", "8830", "op-good-value", "5512"):
+        assert value not in shown, shown

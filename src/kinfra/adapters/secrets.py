@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from kinfra.adapters.runner import CommandNotFoundError, run
+from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
 from kinfra.domain.slotplan import parse_env_file
 from kinfra.errors import SecretError
 from kinfra.paths import SECRETS_FILE as SECRETS_FILE
 
-_OP_TIMEOUT = 60.0
+OP_TIMEOUT = 60.0  # seconds for one `op read`; KINFRA_OP_TIMEOUT overrides it
 _MIN_REDACT = 4  # shorter values would mangle every message; none is a real secret
 
 
@@ -76,7 +76,7 @@ def _lookup(reference: str, root: Path, environ: Mapping[str, str]) -> str:
         return environ[name]
     if kind == "dotenv":
         return _dotenv(reference[len("dotenv://") :], root)
-    return _op_read(reference)
+    return _op_read(reference, op_timeout(environ))
 
 
 def _dotenv(spec: str, root: Path) -> str:
@@ -97,16 +97,35 @@ def _dotenv(spec: str, root: Path) -> str:
     return values[key]
 
 
-def _op_read(reference: str) -> str:
+def op_timeout(environ: Mapping[str, str]) -> float:
+    """How long one ``op read`` may take: $KINFRA_OP_TIMEOUT, else OP_TIMEOUT."""
+    text = environ.get("KINFRA_OP_TIMEOUT", "")
     try:
-        result = run(["op", "read", "--no-newline", reference], check=False, timeout=_OP_TIMEOUT)
+        value = float(text)
+    except ValueError:
+        return OP_TIMEOUT
+    return value if 0 < value < 24 * 3600 else OP_TIMEOUT
+
+
+def _op_read(reference: str, timeout: float = OP_TIMEOUT) -> str:
+    # op writes the secret to stdout: no message below may contain any of
+    # op's stdout, not even a part of it (a timeout cuts it anywhere).
+    try:
+        result = run(["op", "read", "--no-newline", reference], check=False, timeout=timeout)
     except CommandNotFoundError:
         raise _Failed(
             "the 1Password CLI `op` is not installed (install it and run `op signin`)"
         ) from None
+    except CommandError:  # the runner's timeout; its message carries op's output
+        raise _Failed(f"`op read` timed out after {timeout:g}s") from None
+    except UnicodeDecodeError:
+        raise _Failed("`op read` printed something that is not UTF-8 text") from None
     if not result.ok:
-        # op's own errors describe the reference, not a value.
+        # op's own errors describe the reference, not a value; its stdout
+        # (where a value would be) is scrubbed from them all the same.
         first = next((ln.strip() for ln in result.stderr.splitlines() if ln.strip()), "")
+        if result.stdout.strip():
+            first = redact(first, [result.stdout, result.stdout.strip()])
         raise _Failed(f"`op read` failed (exit {result.returncode}): {first}"[:300])
     return result.stdout
 
