@@ -143,11 +143,16 @@ def add_worktree(repo: Path, path: Path, branch: str, start_point: str | None) -
 
 
 def remove_worktree(repo: Path, path: Path, force: bool = False) -> None:
-    """``git worktree remove``; with ``force`` also for a dirty or missing tree.
-    Works for an entry whose directory was already deleted."""
+    """``git worktree remove``; with ``force`` also for a dirty tree. Works for
+    an entry whose directory was already deleted.
+
+    Never ``--force --force``: that overrides ``git worktree lock``, and a
+    lock is the user saying "keep this entry" (a worktree on a removable disk).
+    A locked worktree makes this raise; callers refuse it before any change.
+    """
     args = ["worktree", "remove"]
     if force:
-        args += ["--force", "--force"]
+        args.append("--force")
     git(*args, str(path), cwd=repo)
 
 

@@ -485,6 +485,13 @@ def done(
         )
     if target.path == root or (target.entry is not None and target.entry.is_main):
         raise InvalidOperationError("refusing to remove the main checkout")
+    if target.entry is not None and target.entry.locked:
+        # Checked before anything changes: a lock means "keep this entry"
+        # (a worktree on a removable disk), and --force never overrides it.
+        raise InvalidOperationError(
+            f"worktree {target.path} is locked (git worktree lock); nothing was done",
+            hint=f"git worktree unlock {target.path}, then run `kinfra done` again",
+        )
     if target.exists and not force:
         _refuse_unsaved_work(root, target.path)
 

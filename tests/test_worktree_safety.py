@@ -1,0 +1,38 @@
+"""Safety of the worktree workflow: what `done`, `doctor` and `impl` must
+never do to worktrees, claims and branches that are not theirs to touch.
+
+Real git in temp dirs, real kinfra processes, real Docker where a slot runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from kinfra.testing.dockerkit import unique_prefix
+from kinfra.testing.example import kinfra, make_example_project
+from kinfra.testing.gitrepo import git
+
+
+def _worktree_paths(repo: Path) -> set[Path]:
+    out = git(repo, "worktree", "list", "--porcelain").stdout
+    return {
+        Path(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")
+    }
+
+
+def test_done_never_removes_a_locked_worktree(tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    repo = make_example_project(tmp_path, prefix, mini=True)
+    assert kinfra(repo, "impl", "genome/M1", "--no-sandbox").returncode == 0
+    wt = (tmp_path / f"{prefix}-impl-genome-M1").resolve()
+    # Deleted by hand, but locked: the user wants git to keep the entry.
+    git(repo, "worktree", "lock", "--reason", "on a usb disk", str(wt))
+    shutil.rmtree(wt)
+
+    result = kinfra(repo, "done", "genome-M1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"worktree {wt} is locked" in result.stderr
+    assert "git worktree unlock" in result.stderr
+    assert wt in _worktree_paths(repo)  # the entry and its lock are still there
+    assert "locked" in git(repo, "worktree", "list", "--porcelain").stdout
