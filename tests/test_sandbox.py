@@ -8,9 +8,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -355,3 +357,58 @@ def test_provision_after_local_prod_init_in_another_clone(shop: Path, tmp_path: 
     assert record["root"] == str(shop.resolve())
     assert record["local_prod"]["clone"] == str(clone.resolve())
     assert list(record["slots"]) == ["1"]
+
+
+def test_one_checkout_holds_one_slot(shop: Path) -> None:
+    assert kinfra(shop, "sandbox", "provision").returncode == 0
+    assert kinfra(shop, "sandbox", "up", "--slot", "1").returncode == 0
+    second = kinfra(shop, "sandbox", "up", "--slot", "2")
+    assert second.returncode == 1
+    assert "already holds slot 1" in second.stderr
+    slots = json.loads(kinfra(shop, "sandbox", "slots", "--json").stdout)
+    assert [s["claimed_by"] for s in slots] == [str(shop.resolve()), None]
+    assert f"{shop.name}-slot-2" not in dockerkit.compose_projects(shop.name)
+    assert kinfra(shop, "sandbox", "down", "--slot", "1").returncode == 0
+
+
+def test_failed_start_leaves_no_secrets_on_disk_and_marker_is_private(shop: Path) -> None:
+    config = shop / "kinfra.toml"
+    config.write_text(config.read_text() + '\n[secrets]\nSHOP_TOKEN = "literal-token-value"\n')
+    assert kinfra(shop, "sandbox", "provision", "--count", "1").returncode == 0
+    slot_dir = Path(os.environ["KINFRA_HOME"]) / shop.name / "slot-1"
+    assert kinfra(shop, "sandbox", "up", "--slot", "1").returncode == 0
+    assert (slot_dir / ".env.secrets").is_file()
+    assert (slot_dir / ".validated").stat().st_mode & 0o077 == 0
+    assert kinfra(shop, "sandbox", "down", "--slot", "1").returncode == 0
+    assert not (slot_dir / ".env.secrets").exists()
+
+    compose_file = shop / "docker-compose.yml"
+    compose_file.write_text(compose_file.read_text().replace("init: true", "init: maybe", 1))
+    failed = kinfra(shop, "sandbox", "up", "--slot", "1")
+    assert failed.returncode == 1
+    assert not (slot_dir / ".env.secrets").exists()
+    assert "literal-token-value" not in failed.stdout + failed.stderr
+
+
+def test_interrupted_up_takes_its_stack_down_and_gives_the_slot_back(shop: Path) -> None:
+    assert kinfra(shop, "sandbox", "provision", "--count", "1").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kinfra", "sandbox", "up", "--slot", "1"],
+        cwd=shop,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "starting" in line:
+            break
+    time.sleep(0.5)  # compose is creating containers now
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 130, rest
+    assert dockerkit.leftovers(shop.name) == [f"{shop.name}-slot-1_dbdata"]
+    slots = json.loads(kinfra(shop, "sandbox", "slots", "--json").stdout)
+    assert slots[0]["claimed_by"] is None
+    assert slots[0]["status"] == "stopped"

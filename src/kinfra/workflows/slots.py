@@ -347,6 +347,14 @@ def start_slot(
     newly_claimed = False
     if slot.claimed_by is None:
         with store.transaction() as registry:
+            # One checkout, one slot: `done` and targeting find a worktree's
+            # slot by its path, so a second claim would be left behind.
+            held = registry.require_project(config.name).slot_claimed_by(code_dir)
+            if held is not None and held.slot_id != slot_id:
+                raise SlotClaimedError(
+                    f"{code_dir.name} already holds slot {held.slot_id}",
+                    hint=f"use that slot, or stop it first: `kinfra sandbox down --slot {held.slot_id}`",
+                )
             slot = registry.claim(config.name, slot_id, code_dir, kind="manual")
         newly_claimed = True
     try:
@@ -355,6 +363,10 @@ def start_slot(
         raise  # containers stay up for inspection, claim kept: a running slot is claimed
     except BaseException:
         if newly_claimed:
+            # Interrupted (or failed) mid-start: take down whatever came up, so
+            # no running slot is left without its claim.
+            with contextlib.suppress(KinfraError):
+                compose.down(plan.compose_project)
             with store.transaction() as registry:
                 registry.release(config.name, slot_id, claimant=code_dir)
         raise
@@ -445,6 +457,10 @@ def start_stack(
             config, slot, plan, code_dir, progress, set_status, shared_root, secret_values
         )
     except BaseException as exc:
+        if not isinstance(exc, GateFailedError):
+            # Nothing is running that needs them: secrets stay on disk only
+            # while a stack runs (a failed gate leaves it up for inspection).
+            (slot.directory / secret_refs.SECRETS_FILE).unlink(missing_ok=True)
         _redact_chain(exc, secret_values.values())
         raise
 
@@ -570,7 +586,8 @@ def _validate(target: compose.ComposeTarget, plan: SlotPlan) -> None:
     marker.unlink(missing_ok=True)
     merged = compose.config(target)
     _check_published_ports(merged, plan)
-    atomic_write_text(marker, digest.hexdigest() + "\n")
+    # 0600: the digest covers the secrets file, so it is as private as that.
+    atomic_write_text(marker, digest.hexdigest() + "\n", mode=0o600)
 
 
 def _check_published_ports(merged: dict[str, object], plan: SlotPlan) -> None:
