@@ -83,3 +83,38 @@ def test_local_prod_acts_on_the_registered_clone_and_destroy_keeps_worktrees(
     assert kinfra(outside, "local-prod", "status").returncode == 1
 
     ok(repo, "done", "genome-M1", "--force")
+
+
+def _registry_path(home: Path) -> Path:
+    return home / "registry.json"
+
+
+@pytest.mark.docker
+def test_destroy_ignores_a_directory_edited_into_the_registry(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, mini=True)
+    clone = tmp_path / "prod"
+    git(tmp_path, "clone", "-q", str(tmp_path / "app-origin.git"), str(clone))
+    ok(clone, "local-prod", "init")
+    # A user's folder holding files that happen to share kinfra's names.
+    users = tmp_path / "users-folder"
+    users.mkdir()
+    mine = {
+        "docker-compose.override.yml": "services: {}\n",
+        ".env.secrets": "MINE=1\n",
+        ".env.sandbox": "SLOT_NUMBER=0\n",
+    }
+    for name, text in mine.items():
+        (users / name).write_text(text)
+    registry = json.loads(_registry_path(kinfra_home).read_text())
+    registry["projects"][docker_prefix]["local_prod"]["directory"] = str(users)
+    _registry_path(kinfra_home).write_text(json.dumps(registry))
+
+    destroyed = kinfra(repo, "local-prod", "destroy")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert str(users) not in destroyed.stdout
+    assert {p.name: p.read_text() for p in users.iterdir()} == mine
+    # Unregistered (the project record too: local-prod init created it).
+    registry = json.loads(_registry_path(kinfra_home).read_text())
+    assert (registry["projects"].get(docker_prefix) or {}).get("local_prod") is None

@@ -23,7 +23,7 @@ from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord, SlotStatus
 from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
 from kinfra.domain.slotplan import LOCAL_PROD_SLOT, SlotPlan, plan_slot
-from kinfra.errors import KinfraError, LocalProdError, NotInProjectError
+from kinfra.errors import LocalProdError, NotInProjectError
 from kinfra.paths import project_home
 from kinfra.workflows import slots
 from kinfra.workflows.project import find_project
@@ -49,7 +49,7 @@ class LocalProd:
         """Slot 0 as a slot record, so the one start path serves it too."""
         return SlotRecord(
             slot_id=LOCAL_PROD_SLOT,
-            infrastructure_path=str(self.record["directory"]),
+            infrastructure_path=str(local_prod_dir(self.project)),
             profile=Profile.LIGHT,
             workers=dict(self.plan.workers),
             ports=dict(self.plan.ports),
@@ -62,6 +62,9 @@ class LocalProd:
 
 
 def local_prod_dir(project: str) -> Path:
+    """Where kinfra keeps local-prod's generated files. Always derived from
+    kinfra's own layout, never read back from the registry: a hand-edited
+    ``directory`` there must not decide where files are written or deleted."""
     return project_home(project) / "local-prod"
 
 
@@ -231,9 +234,7 @@ def destroy(
     store = store or RegistryStore()
     lp = find_local_prod(cwd, store)
     compose.down(lp.plan.compose_project, volumes=volumes)
-    directory = Path(str(lp.record["directory"]))
-    if _inside(directory, lp.clone):  # a hand-edited registry must not make us delete code
-        raise KinfraError(f"refusing to delete {directory}: it is inside the clone")
+    directory = local_prod_dir(lp.project)
     removed: list[Path] = []
     for name in _GENERATED:
         path = directory / name
@@ -249,11 +250,3 @@ def destroy(
         if created and not record.slots:
             del registry.projects[lp.project]
     return DestroyReport(lp.project, lp.clone, removed)
-
-
-def _inside(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-    except ValueError:
-        return False
-    return True
