@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kinfra.testing.dockerkit import unique_prefix
 from kinfra.testing.example import kinfra, make_example_project
-from kinfra.testing.gitrepo import git
+from kinfra.testing.gitrepo import commit_all, git
 
 
 def _worktree_paths(repo: Path) -> set[Path]:
@@ -36,3 +36,25 @@ def test_done_never_removes_a_locked_worktree(tmp_path: Path) -> None:
     assert "git worktree unlock" in result.stderr
     assert wt in _worktree_paths(repo)  # the entry and its lock are still there
     assert "locked" in git(repo, "worktree", "list", "--porcelain").stdout
+
+
+def test_impl_again_after_done_continues_the_pushed_branch(tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    repo = make_example_project(tmp_path, prefix, mini=True)
+    wt = (tmp_path / f"{prefix}-impl-genome-M1").resolve()
+    assert kinfra(repo, "impl", "genome/M1", "--no-sandbox").returncode == 0
+    (wt / "work.txt").write_text("first session\n")
+    commit_all(wt, "work")
+    git(wt, "push", "-q", "-u", "origin", "HEAD")
+    pushed = git(wt, "rev-parse", "HEAD").stdout.strip()
+    done = kinfra(repo, "done", "genome-M1")
+    assert done.returncode == 0, done.stderr
+    assert not wt.exists() and "impl/genome-M1" not in git(repo, "branch").stdout
+
+    again = kinfra(repo, "impl", "genome/M1", "--no-sandbox")
+    assert again.returncode == 0, again.stderr
+    assert git(wt, "rev-parse", "HEAD").stdout.strip() == pushed
+    assert (wt / "work.txt").read_text() == "first session\n"
+    upstream = git(wt, "rev-parse", "--abbrev-ref", "@{upstream}").stdout.strip()
+    assert upstream == "origin/impl/genome-M1"
+    assert "from origin/impl/genome-M1" in again.stdout

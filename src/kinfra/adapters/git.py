@@ -127,19 +127,39 @@ def branch_exists(repo: Path, branch: str) -> bool:
     return git("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", cwd=repo, check=False).ok
 
 
-def add_worktree(repo: Path, path: Path, branch: str, start_point: str | None) -> bool:
-    """Create ``path`` on ``branch``; reuse the branch if it exists, else create
-    it from ``start_point`` (None: the current HEAD). Returns whether the branch
-    was created. Names reach here validated (domain.names), so none can be
-    read as an option."""
+def remote_branch(repo: Path, branch: str) -> str | None:
+    """``<remote>/<branch>`` when a remote (origin first) has ``branch``, as of
+    the last fetch; None otherwise."""
+    for remote in sorted(remotes(repo), key=lambda name: name != "origin"):
+        if ref_exists(repo, f"refs/remotes/{remote}/{branch}"):
+            return f"{remote}/{branch}"
+    return None
+
+
+def add_worktree(
+    repo: Path, path: Path, branch: str, start_point: str | None
+) -> tuple[bool, str | None]:
+    """Create ``path`` on ``branch`` and return (branch created, created from).
+
+    An existing local branch is reused as it is: (False, None). Else a branch
+    a remote already has (the work of an earlier worktree, pushed, then
+    finished with `kinfra done`) is taken up from there, tracking it, so the
+    new worktree continues that work instead of diverging from it. Else the
+    branch is created from ``start_point`` (None: the current HEAD). Names
+    reach here validated (domain.names), so none can be read as an option.
+    """
     if branch_exists(repo, branch):
         git("worktree", "add", "--quiet", str(path), branch, cwd=repo)
-        return False
+        return False, None
+    tracked = remote_branch(repo, branch)
+    if tracked is not None:
+        git("worktree", "add", "--quiet", "--track", "-b", branch, str(path), tracked, cwd=repo)
+        return True, tracked
     args = ["worktree", "add", "--quiet", "--no-track", "-b", branch, str(path)]
     if start_point is not None:
         args.append(start_point)
     git(*args, cwd=repo)
-    return True
+    return True, start_point
 
 
 def remove_worktree(repo: Path, path: Path, force: bool = False) -> None:

@@ -79,8 +79,7 @@ def spec(project: Project, feature: str) -> SpecResult:
     name = spec_name(project.config.prefix, feature)
     path = root.parent / name.directory
     _refuse_existing(root, path, name)
-    base = _base_ref(root)
-    created = _add_worktree(root, path, name, base)
+    created, base = _add_worktree(root, path, name, _base_ref(root))
     design_dir = path / project.config.designs_dir / feature
     design_dir.mkdir(parents=True, exist_ok=True)
     return SpecResult(path, name.branch, created, base or "HEAD", design_dir)
@@ -168,8 +167,8 @@ def impl(
         if slot is not None:
             background.submit(prevalidate, config, slot, path)
         try:
-            base = _base_ref(root)  # fetches: overlaps the validation too
-            created = _add_worktree(root, path, name, base)
+            # _base_ref fetches: overlaps the validation too.
+            created, base = _add_worktree(root, path, name, _base_ref(root))
         except BaseException:
             background.shutdown(wait=True)
             if slot is not None:
@@ -254,9 +253,12 @@ def _base_ref(root: Path) -> str | None:
     return git.remote_default_ref(root)
 
 
-def _add_worktree(root: Path, path: Path, name: WorktreeName, base: str | None) -> bool:
+def _add_worktree(
+    root: Path, path: Path, name: WorktreeName, base: str | None
+) -> tuple[bool, str | None]:
+    """(branch created, what it was created from: ``base`` or the remote branch)."""
     try:
-        return git.add_worktree(root, path, name.branch, base)
+        created, start = git.add_worktree(root, path, name.branch, base)
     except GitError as exc:
         # Another command created it between our check and git's.
         if path.exists() or "already exists" in exc.message or "already checked out" in exc.message:
@@ -265,6 +267,7 @@ def _add_worktree(root: Path, path: Path, name: WorktreeName, base: str | None) 
                 hint=f"git said: {exc.message}",
             ) from exc
         raise
+    return created, start or base
 
 
 def copy_ignored_files(config: Config, root: Path, path: Path) -> tuple[list[str], list[str]]:
