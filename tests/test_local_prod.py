@@ -4,6 +4,7 @@ the registered clone, and destroy never deletes the clone or a worktree."""
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -118,3 +119,34 @@ def test_destroy_ignores_a_directory_edited_into_the_registry(
     # Unregistered (the project record too: local-prod init created it).
     registry = json.loads(_registry_path(kinfra_home).read_text())
     assert (registry["projects"].get(docker_prefix) or {}).get("local_prod") is None
+
+
+@pytest.mark.docker
+def test_destroy_unregisters_a_local_prod_whose_clone_is_gone(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, mini=True)
+    clone = tmp_path / "prod"
+    git(tmp_path, "clone", "-q", str(tmp_path / "app-origin.git"), str(clone))
+    ok(clone, "local-prod", "init")
+    ok(clone, "local-prod", "up")
+    assert dockerkit.compose_projects(docker_prefix) == [f"{docker_prefix}-local-prod"]
+    shutil.rmtree(clone)
+
+    gone = kinfra(repo, "local-prod", "status")
+    assert gone.returncode == 1 and "is gone" in gone.stderr
+    assert "local-prod destroy" in gone.stderr
+    destroyed = kinfra(repo, "local-prod", "destroy")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert dockerkit.compose_projects(docker_prefix) == []  # the stack went too
+    assert not (kinfra_home / docker_prefix / "local-prod").exists()
+    registry = json.loads(_registry_path(kinfra_home).read_text())
+    assert (registry["projects"].get(docker_prefix) or {}).get("local_prod") is None
+
+    # Another clone can now become local-prod.
+    other = tmp_path / "prod2"
+    git(tmp_path, "clone", "-q", str(tmp_path / "app-origin.git"), str(other))
+    ok(other, "local-prod", "init")
+    registry = json.loads(_registry_path(kinfra_home).read_text())
+    assert registry["projects"][docker_prefix]["local_prod"]["clone"] == str(other.resolve())
+    ok(other, "local-prod", "destroy")

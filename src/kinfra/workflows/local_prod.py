@@ -22,8 +22,8 @@ from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord, SlotStatus
 from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
-from kinfra.domain.slotplan import LOCAL_PROD_SLOT, SlotPlan, plan_slot
-from kinfra.errors import LocalProdError, NotInProjectError
+from kinfra.domain.slotplan import LOCAL_PROD_SLOT, SlotPlan, compose_project_name, plan_slot
+from kinfra.errors import KinfraError, LocalProdError, NotInProjectError
 from kinfra.paths import project_home
 from kinfra.workflows import slots
 from kinfra.workflows.project import find_project
@@ -112,7 +112,12 @@ def init(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalPr
 def find_local_prod(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalProd:
     """The registered local-prod of the project ``cwd`` belongs to; outside any
     project, the only one registered on this machine."""
-    registry = (store or RegistryStore()).load()
+    return _load(*_registered(cwd, store or RegistryStore()))
+
+
+def _registered(cwd: Path | None, store: RegistryStore) -> tuple[str, dict[str, Any]]:
+    """The project name and registry record of the local-prod meant from ``cwd``."""
+    registry = store.load()
     try:
         name: str | None = find_project(cwd).name
     except NotInProjectError:
@@ -124,7 +129,7 @@ def find_local_prod(cwd: Path | None = None, store: RegistryStore | None = None)
                 f"{name} has no local-prod registered",
                 hint="run `kinfra local-prod init` in a full clone of the project",
             )
-        return _load(name, record.local_prod)
+        return name, dict(record.local_prod)
     registered = [p for p in registry.projects.values() if p.local_prod]
     if len(registered) != 1:
         names = ", ".join(p.name for p in registered) or "none"
@@ -132,7 +137,7 @@ def find_local_prod(cwd: Path | None = None, store: RegistryStore | None = None)
             f"not inside a project, and {len(registered)} local-prods are registered ({names})",
             hint="run the command inside a checkout of the project you mean",
         )
-    return _load(registered[0].name, registered[0].local_prod or {})
+    return registered[0].name, dict(registered[0].local_prod or {})
 
 
 def _load(name: str, record: dict[str, Any]) -> LocalProd:
@@ -230,23 +235,34 @@ def destroy(
 ) -> DestroyReport:
     """Stop local-prod, unregister it, delete kinfra's generated files. The
     target comes from the registry, never from the current directory, and
-    nothing under the clone (or any worktree) is touched."""
+    nothing under the clone (or any worktree) is touched.
+
+    It works from the registry alone when the clone is gone: the stack is
+    addressed by its compose project name, which kinfra derives from the
+    project's registered prefix.
+    """
     store = store or RegistryStore()
-    lp = find_local_prod(cwd, store)
-    compose.down(lp.plan.compose_project, volumes=volumes)
-    directory = local_prod_dir(lp.project)
+    name, record = _registered(cwd, store)
+    clone = Path(str(record.get("clone", "")))
+    try:
+        compose_project = _load(name, record).plan.compose_project
+    except KinfraError:  # the clone, or its kinfra.toml, is gone or broken
+        project_record = store.load().require_project(name)
+        compose_project = compose_project_name(project_record.prefix, LOCAL_PROD_SLOT)
+    compose.down(compose_project, volumes=volumes)
+    directory = local_prod_dir(name)
     removed: list[Path] = []
-    for name in _GENERATED:
-        path = directory / name
+    for generated in _GENERATED:
+        path = directory / generated
         if path.is_file():
             path.unlink()
             removed.append(path)
     with contextlib.suppress(OSError):
         directory.rmdir()  # only when empty: anything else there is not ours to delete
     with store.transaction() as registry:
-        record = registry.require_project(lp.project)
-        created = bool((record.local_prod or {}).get("created_project_record"))
-        record.local_prod = None
-        if created and not record.slots:
-            del registry.projects[lp.project]
-    return DestroyReport(lp.project, lp.clone, removed)
+        project_record = registry.require_project(name)
+        created = bool((project_record.local_prod or {}).get("created_project_record"))
+        project_record.local_prod = None
+        if created and not project_record.slots:
+            del registry.projects[name]
+    return DestroyReport(name, clone, removed)
