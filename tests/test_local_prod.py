@@ -150,3 +150,28 @@ def test_destroy_unregisters_a_local_prod_whose_clone_is_gone(
     registry = json.loads(_registry_path(kinfra_home).read_text())
     assert registry["projects"][docker_prefix]["local_prod"]["clone"] == str(other.resolve())
     ok(other, "local-prod", "destroy")
+
+
+@pytest.mark.docker
+def test_down_takes_the_resolved_secrets_off_the_disk(
+    tmp_path: Path, docker_prefix: str, kinfra_home: Path
+) -> None:
+    make_example_project(
+        tmp_path,
+        docker_prefix,
+        mini=True,
+        extra_config='\n[secrets]\nLP_TOKEN = "env://KT_LP_TOKEN"\n',
+    )
+    clone = tmp_path / "prod"
+    git(tmp_path, "clone", "-q", str(tmp_path / "app-origin.git"), str(clone))
+    env = {"KT_LP_TOKEN": "lp-token-value-6161"}
+    ok(clone, "local-prod", "init")
+    secrets_file = kinfra_home / docker_prefix / "local-prod" / ".env.secrets"
+    try:
+        ok(clone, "local-prod", "up", env=env)
+        assert "lp-token-value-6161" in secrets_file.read_text()
+        ok(clone, "local-prod", "down")
+        assert not secrets_file.exists()
+        assert dockerkit.compose_projects(docker_prefix) == []
+    finally:
+        kinfra(clone, "local-prod", "destroy")

@@ -188,6 +188,9 @@ def down(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalPr
     except BaseException:
         _set_status(store, lp, SlotStatus.FAILED)
         raise
+    finally:
+        # Resolved secrets are on disk only while the stack runs.
+        (local_prod_dir(lp.project) / secret_refs.SECRETS_FILE).unlink(missing_ok=True)
     _set_status(store, lp, SlotStatus.STOPPED)
     return lp
 
