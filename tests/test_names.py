@@ -13,10 +13,11 @@ from kinfra.domain.names import (
     impl_name,
     parse_impl_target,
     spec_name,
+    validate_lookup,
     validate_part,
 )
 from kinfra.errors import InvalidNameError
-from kinfra.testing.dockerkit import compose_projects, leftovers
+from kinfra.testing.dockerkit import compose_projects, leftovers, unique_prefix
 from kinfra.testing.example import kinfra, make_example_project
 from kinfra.testing.gitrepo import git
 
@@ -151,3 +152,27 @@ def test_bad_names_change_nothing(tmp_path: Path, kinfra_home: Path, docker_pref
         assert "Traceback" not in result.stderr
     assert _snapshot(repo, kinfra_home, docker_prefix) == before
     assert not (repo / "pwned").exists() and not (repo.parent / "pwned").exists()
+
+
+def test_lookup_names_accept_long_worktree_names_only() -> None:
+    long_dir = "kt0a1b2c-impl-" + "f" * 60 + "-M1"
+    for good in (long_dir, "f" * 60 + "-milestone1", "M1", "-M1", "x" * 255):
+        assert validate_lookup("worktree", good) == good
+    for bad in ("", "a/b", "../app", "a b", "a\tb", "a\nb", "a\x1b[31m", "a\x00b", "é", "x" * 256):
+        with pytest.raises(InvalidNameError) as info:
+            validate_lookup("worktree", bad)
+        assert "\n" not in info.value.message
+
+
+def test_done_finds_a_worktree_whose_name_is_longer_than_a_part(tmp_path: Path) -> None:
+    feature = "f" * 60  # a valid part; its worktree names are longer than 64
+    prefix = unique_prefix()
+    repo = make_example_project(tmp_path, prefix, mini=True, milestones=(f"{feature}/milestone1",))
+    created = kinfra(repo, "impl", f"{feature}/milestone1", "--no-sandbox")
+    assert created.returncode == 0, created.stderr
+    wt = tmp_path / f"{prefix}-impl-{feature}-milestone1"
+    assert wt.is_dir()
+
+    done = kinfra(repo, "done", f"{feature}-milestone1")  # 71 characters
+    assert done.returncode == 0, done.stderr
+    assert not wt.exists()

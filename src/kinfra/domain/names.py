@@ -41,6 +41,30 @@ def validate_part(kind: str, value: str) -> str:
     return value
 
 
+MAX_LOOKUP = 255  # a directory name's limit on every file system kinfra runs on
+_LOOKUP = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def validate_lookup(kind: str, value: str) -> str:
+    """Return ``value`` if it can name an existing worktree (`kinfra done`).
+
+    Looser than ``validate_part``: the value is only compared with the names
+    of worktrees that exist, never used to build a path or a branch, and a
+    directory name (``<prefix>-impl-<feature>-<milestone>``) is longer than
+    any one part. Still one word of name characters: no path separator,
+    whitespace or control character can be part of a worktree's name.
+    """
+    shown = value.encode("unicode_escape").decode("ascii")
+    hint = "give <feature>-<milestone>, the worktree's directory name, or part of it"
+    if not value:
+        raise InvalidNameError(f"{kind} name is empty", hint=hint)
+    if len(value) > MAX_LOOKUP:
+        raise InvalidNameError(f"{kind} name is longer than {MAX_LOOKUP} characters", hint=hint)
+    if not _LOOKUP.fullmatch(value):
+        raise InvalidNameError(f"invalid {kind} name '{shown}'", hint=hint)
+    return value
+
+
 def parse_impl_target(text: str) -> tuple[str, str]:
     """``feature/milestone`` -> (feature, milestone), both validated."""
     feature, sep, milestone = text.partition("/")

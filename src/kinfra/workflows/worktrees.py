@@ -30,6 +30,7 @@ from kinfra.domain.names import (
     impl_name,
     parse_impl_target,
     spec_name,
+    validate_lookup,
     validate_part,
 )
 from kinfra.domain.slotplan import env_file_values, plan_slot, render_env_file
@@ -435,7 +436,7 @@ def _name_of(prefix: str, path: Path, branch: str | None) -> WorktreeName | None
 
 def resolve(cands: list[Candidate], wanted: str) -> Candidate:
     """By ``<feature>-<milestone>``, directory name, or a unique substring."""
-    validate_part("worktree", wanted)
+    validate_lookup("worktree", wanted)
     exact = [c for c in cands if wanted in (c.name.short, c.path.name)]
     if len(exact) == 1:
         return exact[0]
