@@ -16,9 +16,10 @@ Resolution order, first match wins:
 
 1. ``flag``: an explicit ``url``, ``port`` or ``slot`` argument. ``None`` means
    "not given", so an explicit port equal to the default still counts as given.
-2. ``env-file``: the ``.env.sandbox`` found walking up from ``cwd``; kinfra
-   writes it into a worktree whose slot is started. It is read from the file,
-   never from exported variables (those go stale when the slot changes).
+2. ``env-file``: the ``.env.sandbox`` found walking up from ``cwd`` to the
+   root of its git checkout; kinfra writes it into a worktree whose slot is
+   started. One written for another project is skipped. It is read from the
+   file, never from exported variables (those go stale when the slot changes).
 3. ``local-prod``: the project's registered local-prod instance (slot 0).
 4. ``default``: the base ports of the project's ``kinfra.toml``.
 
@@ -69,12 +70,32 @@ def backend_url(
     return detect(cwd, url=url, port=port, slot=slot).url
 
 
-def find_env_file(start: Path) -> Path | None:
-    """The nearest kinfra-generated ``.env.sandbox`` at or above ``start``."""
+def find_env_file(start: Path, project: str | None = None) -> Path | None:
+    """The nearest kinfra-generated ``.env.sandbox`` at or above ``start``.
+
+    The walk stays inside the git checkout (worktree) containing ``start``:
+    kinfra writes the file at a worktree's root, and one found above it
+    belongs to something else. Outside any checkout only ``start`` itself is
+    looked at. With ``project``, a file written for another project is
+    skipped.
+    """
+    from kinfra.adapters.git import toplevel
+
+    start = start.resolve()
+    try:
+        top = toplevel(start)
+    except KinfraError:  # no git at all: then there is no checkout either
+        top = None
+    stop = top.resolve() if top is not None else start
     for directory in (start, *start.parents):
         candidate = directory / ENV_FILE
-        if candidate.is_file() and _is_kinfra_env(_read_env(candidate)):
-            return candidate
+        if candidate.is_file():
+            values = _read_env(candidate)
+            owner = values.get("KINFRA_PROJECT")
+            if _is_kinfra_env(values) and (project is None or owner in (None, project)):
+                return candidate
+        if directory == stop:
+            break
     return None
 
 
@@ -100,10 +121,10 @@ def detect(
                 hint="run it inside the project's checkout or one of its worktrees",
             )
         return _from_plan(config, slot, "flag", f"--slot {slot} given")
-    env_file = find_env_file(start)
-    if env_file is not None:
-        return _from_env_file(env_file, _project_config(start))
     config = _project_config(start)
+    env_file = find_env_file(start, config.name if config is not None else None)
+    if env_file is not None:
+        return _from_env_file(env_file, config)
     if config is not None:
         return _from_project(config, where=f"{start} has no {ENV_FILE} above it")
     return _outside_projects(start)
