@@ -173,3 +173,26 @@ def test_env_file_of_another_project_is_never_used(tmp_path: Path) -> None:
     instance = detect(vendored)
     assert (instance.source, instance.project, instance.slot) == ("env-file", "ktdetb", 2)
     assert instance.env_file == project_b / ".env.sandbox"
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"), [("API_PORT", "abc"), ("SLOT_NUMBER", "²"), ("DB_PORT", "99999")]
+)
+def test_a_malformed_env_file_is_one_line_with_a_hint(tmp_path: Path, key: str, bad: str) -> None:
+    repo = make_example_project(tmp_path, "ktdetbad", with_origin=False)
+    text = _slot_env_text(repo, 1)
+    assert f"\n{key}=" in text
+    lines = [f"{key}={bad}" if line.startswith(f"{key}=") else line for line in text.splitlines()]
+    env_file = repo / ".env.sandbox"
+    env_file.write_text("\n".join(lines) + "\n")
+
+    for args in (("url",), ("status",), ("env",)):
+        result = kinfra(repo, *args)
+        assert result.returncode == 1, result.stderr
+        first, *rest = result.stderr.splitlines()
+        assert first == (
+            f"kinfra: error: {env_file} is malformed: {key} is not a number from "
+            + ("0 to 1000" if key == "SLOT_NUMBER" else "1 to 65535")
+        )
+        assert "kinfra sandbox up" in "\n".join(rest)
+    assert not list((tmp_path / "kinfra-home").rglob("*crash*"))

@@ -153,9 +153,13 @@ def _port_of(url: str) -> int | None:
 
 def _from_env_file(path: Path, config: Config | None) -> Instance:
     values = _read_env(path)
-    slot = int(values["SLOT_NUMBER"])
+    slot = _number(path, values, "SLOT_NUMBER", 0, 1000)
     names = [p.name for p in config.ports] if config is not None else _port_names(values)
-    ports = {n: int(values[f"{n.upper()}_PORT"]) for n in names if f"{n.upper()}_PORT" in values}
+    ports = {
+        n: _number(path, values, f"{n.upper()}_PORT", 1, 65535)
+        for n in names
+        if f"{n.upper()}_PORT" in values
+    }
     urls = {n: values.get(f"{n.upper()}_URL", f"localhost:{p}") for n, p in ports.items()}
     return Instance(
         url=_primary_url(urls),
@@ -266,12 +270,30 @@ def _read_env(path: Path) -> dict[str, str]:
 
 
 def _is_kinfra_env(values: Mapping[str, str]) -> bool:
-    return values.get("SLOT_NUMBER", "").isdigit() and "COMPOSE_PROJECT_NAME" in values
+    return "SLOT_NUMBER" in values and "COMPOSE_PROJECT_NAME" in values
+
+
+def _is_decimal(text: str) -> bool:
+    # str.isdigit alone accepts "²" and other digits int() refuses.
+    return text.isascii() and text.isdigit()
+
+
+def _number(path: Path, values: Mapping[str, str], key: str, low: int, high: int) -> int:
+    """An integer variable of a kinfra-generated file; a malformed one is the
+    user's (hand-edited) file, reported as such."""
+    text = values.get(key, "")
+    if _is_decimal(text) and low <= int(text) <= high:
+        return int(text)
+    raise KinfraError(
+        f"{path} is malformed: {key} is not a number from {low} to {high}",
+        hint=f"kinfra generates this file: run `kinfra sandbox up` in {path.parent} "
+        "to write it again (or delete it)",
+    )
 
 
 def _port_names(values: Mapping[str, str]) -> list[str]:
     return [
-        k[: -len("_PORT")].lower() for k in values if k.endswith("_PORT") and values[k].isdigit()
+        k[: -len("_PORT")].lower() for k in values if k.endswith("_PORT") and _is_decimal(values[k])
     ]
 
 
