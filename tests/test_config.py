@@ -187,3 +187,22 @@ def test_a_missing_file_points_at_kinfra_init(tmp_path: Path) -> None:
         load_config(tmp_path / "kinfra.toml")
     assert "\n" not in caught.value.message and "not found" in caught.value.message
     assert caught.value.hint is not None and "kinfra init" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown", "kind"),
+    [
+        ("987654", "987654", "an integer"),
+        ("98.7654", "98.7654", "a float"),
+        ("true", "True", "a boolean"),
+        ('["hunter2-in-a-list"]', "hunter2", "a list"),
+        ('{ v = "hunter2-in-a-table" }', "hunter2", "a table"),
+        ("1979-05-27T07:32:00", "1979", "a date/time"),
+    ],
+)
+def test_a_non_string_secret_is_described_never_shown(
+    tmp_path: Path, literal: str, shown: str, kind: str
+) -> None:
+    error = load(tmp_path, MINIMAL + f"[secrets]\nPIN = {literal}\n")
+    assert_names(error, "[secrets] PIN", f"expected a string, got {kind}")
+    assert shown not in error.message and shown not in (error.hint or "")

@@ -309,7 +309,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     checks = _parse_checks(top.tables("checks"), port_names)
     profiles = _parse_profiles(top.table("profiles"))
     shared = _parse_shared(top.table("shared"))
-    secrets = _parse_env_table(top.table("secrets"))
+    secrets = _parse_env_table(top.table("secrets"), secret=True)
     env = _parse_env_table(top.table("env"))
 
     worktree_t = top.table("worktree")
@@ -495,14 +495,38 @@ def _parse_shared(t: _Table) -> tuple[SharedDir, ...]:
     return tuple(dirs)
 
 
-def _parse_env_table(t: _Table) -> Mapping[str, str]:
+def _parse_env_table(t: _Table, secret: bool = False) -> Mapping[str, str]:
+    """[env] or [secrets]. A [secrets] value may be the secret itself, so its
+    errors name only the type of a wrong value, never the value."""
     result: dict[str, str] = {}
     for key in t.data:
         if not _ENV_NAME.match(key):
             raise t.error(key, "must be a valid environment variable name")
+        value = t.data[key]
+        if secret and not isinstance(value, str):
+            raise t.error(key, f"expected a string, got {_type_name(value)}")
         result[key] = t.text(key)
     t.done()
     return result
+
+
+def _type_name(value: Any) -> str:
+    """What a TOML value is, without showing it."""
+    import datetime
+
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return "a date/time"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return "a value of another type"
 
 
 def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
