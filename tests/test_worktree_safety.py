@@ -6,6 +6,7 @@ Real git in temp dirs, real kinfra processes, real Docker where a slot runs.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,23 @@ def test_impl_again_after_done_continues_the_pushed_branch(tmp_path: Path) -> No
     upstream = git(wt, "rev-parse", "--abbrev-ref", "@{upstream}").stdout.strip()
     assert upstream == "origin/impl/genome-M1"
     assert "from origin/impl/genome-M1" in again.stdout
+
+
+def test_done_leaves_worktrees_kinfra_did_not_make(tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    repo = make_example_project(tmp_path, prefix, mini=True)
+    scratch = tmp_path / "scratch-mine"
+    git(repo, "worktree", "add", "-q", "-b", "impl/exp-X", str(scratch))
+    # The right name in the wrong place is not kinfra's either.
+    elsewhere = tmp_path / "nested" / f"{prefix}-impl-exp-Y"
+    git(repo, "worktree", "add", "-q", "-b", "impl/exp-Y", str(elsewhere))
+
+    for wanted in ("exp-X", "scratch-mine", "exp-Y", f"{prefix}-impl-exp-Y"):
+        result = kinfra(repo, "done", wanted, "--force")
+        assert result.returncode == 1, (wanted, result.stdout, result.stderr)
+        assert f"No worktree matching '{wanted}'" in result.stderr
+    assert scratch.is_dir() and elsewhere.is_dir()
+    assert {scratch.resolve(), elsewhere.resolve()} <= _worktree_paths(repo)
+    assert "impl/exp-X" in git(repo, "branch").stdout
+    listing = kinfra(repo, "worktrees", "--json")
+    assert listing.returncode == 0 and json.loads(listing.stdout) == []

@@ -390,6 +390,14 @@ def candidates(
     record: ProjectRecord | None,
     entries: list[git.WorktreeEntry],
 ) -> list[Candidate]:
+    """The worktrees kinfra made for this project, and the claims they hold.
+
+    A linked worktree counts only where kinfra would have put it: at
+    ``<main checkout>/../<prefix>-impl-<feature>-<milestone>`` on
+    ``impl/<feature>-<milestone>`` (or the spec equivalent), or at a path an
+    impl claim names. Anything else on an ``impl/*`` branch (a scratch
+    worktree of the user's) is not ours to stop, remove or list.
+    """
     prefix = project.config.prefix
     root = project.root.resolve()
     claims = _claims_by_path(record)
@@ -399,16 +407,17 @@ def candidates(
         path = entry.path.resolve()
         if entry.is_main or path == root:
             continue
-        name = _name_of(prefix, path, entry.branch)
+        slot = claims.get(path)
+        name = _name_of(prefix, root, path, entry.branch, slot)
         if name is None:
             continue
         seen.add(path)
-        found.append(Candidate(name, path, entry, claims.get(path)))
+        found.append(Candidate(name, path, entry, slot))
     # Claims whose worktree git has forgotten (deleted and pruned by hand).
     for path, slot in claims.items():
         if path in seen or slot.claim_kind != "impl":
             continue
-        name = _name_of(prefix, path, None)
+        name = _name_of(prefix, root, path, None, slot)
         if name is not None:
             found.append(Candidate(name, path, None, slot))
     return sorted(found, key=lambda c: c.path.name)
@@ -422,15 +431,27 @@ def _claims_by_path(record: ProjectRecord | None) -> dict[Path, SlotRecord]:
     }
 
 
-def _name_of(prefix: str, path: Path, branch: str | None) -> WorktreeName | None:
+def _name_of(
+    prefix: str, root: Path, path: Path, branch: str | None, slot: SlotRecord | None
+) -> WorktreeName | None:
+    """The kinfra name of the worktree at ``path``, or None when kinfra did
+    not make it: its place must be the one its branch gives it, unless an
+    impl claim names exactly this path."""
     by_branch = classify_branch(prefix, branch)
-    if by_branch is not None:
-        return WorktreeName(by_branch.kind, path.name, by_branch.branch, by_branch.short)
+    if (
+        by_branch is not None
+        and "/" not in by_branch.short
+        and path == root.parent / by_branch.directory
+    ):
+        return by_branch
+    if slot is None or slot.claim_kind != "impl":
+        return None
+    # Claimed by `kinfra impl`, so made by it: on another branch now (or gone).
     for kind in WorktreeKind:
         head = f"{prefix}-{kind.value}-"
         if path.name.startswith(head) and len(path.name) > len(head):
             short = path.name[len(head) :]
-            return WorktreeName(kind, path.name, branch or f"{kind.value}/{short}", short)
+            return WorktreeName(kind, path.name, f"{kind.value}/{short}", short)
     return None
 
 
