@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kinfra.errors import ConfigError
+
 
 def port_is_free(host: str, port: int) -> bool:
     """True when nothing listens on host:port.
@@ -22,17 +24,34 @@ def port_is_free(host: str, port: int) -> bool:
     """
     if tcp_probe("127.0.0.1", port, timeout=0.5).ok:
         return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # IPv6 switched off, say
+        raise _not_here(host) from exc
+    with sock:
         # Without SO_REUSEADDR a port in TIME_WAIT reads as busy on Linux; with
         # it, only a real listener (or a bound socket) makes bind fail.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+        except socket.gaierror as exc:  # a name, not an address
+            raise _not_here(host) from exc
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise _not_here(host) from exc
             raise
     return True
+
+
+def _not_here(host: str) -> ConfigError:
+    return ConfigError(
+        f"[sandbox] bind address {host} is not an address of this machine",
+        hint="set [sandbox] bind in kinfra.toml to 127.0.0.1 (the default), 0.0.0.0, "
+        "or an address of one of this machine's interfaces",
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ are errors too, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -364,8 +365,15 @@ def _parse_sandbox(t: _Table) -> SandboxSettings:
     both = set(standard) & set(heavy)
     if both:
         raise t.error("heavy_slots", f"slot {min(both)} is also listed in standard_slots")
+    bind = t.text("bind", "127.0.0.1")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise t.error(
+            "bind", f"{bind!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1 or ::)"
+        ) from None
     settings = SandboxSettings(
-        bind=t.text("bind", "127.0.0.1"),
+        bind=bind,
         pool_size=pool_size,
         standard_slots=standard,
         heavy_slots=heavy,
