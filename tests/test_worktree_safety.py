@@ -10,8 +10,9 @@ import json
 import shutil
 from pathlib import Path
 
+from kinfra.adapters.registry import RegistryStore
 from kinfra.testing.dockerkit import unique_prefix
-from kinfra.testing.example import kinfra, make_example_project
+from kinfra.testing.example import claims, kinfra, make_example_project
 from kinfra.testing.gitrepo import commit_all, git
 
 
@@ -79,3 +80,22 @@ def test_done_leaves_worktrees_kinfra_did_not_make(tmp_path: Path) -> None:
     assert "impl/exp-X" in git(repo, "branch").stdout
     listing = kinfra(repo, "worktrees", "--json")
     assert listing.returncode == 0 and json.loads(listing.stdout) == []
+
+
+def test_done_releases_every_slot_the_worktree_claims(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=3, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    assert kinfra(repo, "impl", "genome/M1", "--no-sandbox").returncode == 0
+    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    with RegistryStore().transaction() as reg:  # the registry file of this test's KINFRA_HOME
+        reg.claim(docker_prefix, 1, wt, kind="impl")
+        reg.claim(docker_prefix, 3, wt, kind="impl")
+
+    result = kinfra(repo, "done", "genome-M1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "slot 1 stopped" in result.stdout
+    assert "slot 3, also claimed by this worktree, stopped and released" in result.stderr
+    assert claims(kinfra_home, docker_prefix) == {1: None, 2: None, 3: None}
+    assert not wt.exists()

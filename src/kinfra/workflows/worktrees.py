@@ -378,7 +378,13 @@ class Candidate:
     name: WorktreeName
     path: Path
     entry: git.WorktreeEntry | None  # None: git no longer lists it
-    slot: SlotRecord | None
+    # Every slot claimed by this path. One, normally; `done` gives back all of
+    # them, so a slot claimed twice by one worktree is never left behind.
+    slots: tuple[SlotRecord, ...] = ()
+
+    @property
+    def slot(self) -> SlotRecord | None:
+        return self.slots[0] if self.slots else None
 
     @property
     def exists(self) -> bool:
@@ -407,32 +413,36 @@ def candidates(
         path = entry.path.resolve()
         if entry.is_main or path == root:
             continue
-        slot = claims.get(path)
-        name = _name_of(prefix, root, path, entry.branch, slot)
+        slots = claims.get(path, ())
+        name = _name_of(prefix, root, path, entry.branch, slots)
         if name is None:
             continue
         seen.add(path)
-        found.append(Candidate(name, path, entry, slot))
+        found.append(Candidate(name, path, entry, slots))
     # Claims whose worktree git has forgotten (deleted and pruned by hand).
-    for path, slot in claims.items():
-        if path in seen or slot.claim_kind != "impl":
+    for path, slots in claims.items():
+        if path in seen:
             continue
-        name = _name_of(prefix, root, path, None, slot)
+        name = _name_of(prefix, root, path, None, slots)
         if name is not None:
-            found.append(Candidate(name, path, None, slot))
+            found.append(Candidate(name, path, None, slots))
     return sorted(found, key=lambda c: c.path.name)
 
 
-def _claims_by_path(record: ProjectRecord | None) -> dict[Path, SlotRecord]:
+def _claims_by_path(record: ProjectRecord | None) -> dict[Path, tuple[SlotRecord, ...]]:
+    """claimant path -> the slots it claims, lowest id first."""
+    found: dict[Path, tuple[SlotRecord, ...]] = {}
     if record is None:
-        return {}
-    return {
-        Path(s.claimed_by).resolve(): s for s in record.slots.values() if s.claimed_by is not None
-    }
+        return found
+    for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
+        if slot.claimed_by is not None:
+            path = Path(slot.claimed_by).resolve()
+            found[path] = (*found.get(path, ()), slot)
+    return found
 
 
 def _name_of(
-    prefix: str, root: Path, path: Path, branch: str | None, slot: SlotRecord | None
+    prefix: str, root: Path, path: Path, branch: str | None, slots: tuple[SlotRecord, ...]
 ) -> WorktreeName | None:
     """The kinfra name of the worktree at ``path``, or None when kinfra did
     not make it: its place must be the one its branch gives it, unless an
@@ -444,7 +454,7 @@ def _name_of(
         and path == root.parent / by_branch.directory
     ):
         return by_branch
-    if slot is None or slot.claim_kind != "impl":
+    if not any(slot.claim_kind == "impl" for slot in slots):
         return None
     # Claimed by `kinfra impl`, so made by it: on another branch now (or gone).
     for kind in WorktreeKind:
@@ -521,14 +531,18 @@ def done(
         _refuse_unsaved_work(root, target.path)
 
     result = DoneResult(target.path, None, False, False, target.name.branch, False)
-    if target.slot is not None:
-        slot = target.slot
-        result.slot_id = slot.slot_id
-        # Raises when Docker cannot stop it: the slot stays claimed, the
+    for slot in target.slots:
+        # Raises when Docker cannot stop it: that slot stays claimed, the
         # worktree stays, and the user sees why.
         stop_slot(project, slot.slot_id, volumes=False, release_manual=False, store=store)
-        result.stopped = True
         release_slot(project, slot, Path(slot.claimed_by or target.path), store)
+        result.stopped = True
+        if result.slot_id is None:
+            result.slot_id = slot.slot_id
+        else:
+            result.notes.append(
+                f"slot {slot.slot_id}, also claimed by this worktree, stopped and released"
+            )
 
     from kinfra.workflows.sessions import close_session
 
