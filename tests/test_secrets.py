@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kinfra.adapters import secrets as secret_refs
+from kinfra.domain.config import load_config
 from kinfra.errors import SecretError
 from kinfra.testing import dockerkit
 from kinfra.testing.cli import kinfra, ok
@@ -281,3 +282,45 @@ ABSENT = "op://vault/absent/field"
     shown = result.stdout + result.stderr + table.stdout + table.stderr + caught.value.message
     for value in ("op-fake-secret", "4471", "8830", "op-good-value", "5512"):
         assert value not in shown, shown
+
+
+def test_a_mistyped_reference_is_an_error_and_literal_prefix_quotes_a_value(
+    tmp_path: Path,
+) -> None:
+    repo = make_example_project(
+        tmp_path,
+        "ktscheme",
+        with_origin=False,
+        extra_config="""
+[secrets]
+CAPITAL = "Env://KT_SCHEME_VAR"
+ONE_SLASH = "op:/vault/item/field"
+DOTENV_ONE_SLASH = "dotenv:/.env.local#KEY"
+A_URL = "postgres://u:pw-9911@db/app"
+QUOTED = "literal:postgres://u:pw-7722@db/app"
+PLAIN = "plain-literal-4455"
+""",
+    )
+    result = kinfra(repo, "secrets", "check", "--json", env={"KT_SCHEME_VAR": "var-value-3388"})
+    assert result.returncode == 1, result.stderr
+    checked = {c["name"]: c for c in json.loads(result.stdout)}
+    for name in ("CAPITAL", "ONE_SLASH", "DOTENV_ONE_SLASH", "A_URL"):
+        assert checked[name]["state"] == "error", checked[name]
+        assert "scheme is not env://, dotenv:// or op://" in checked[name]["detail"]
+        assert "`literal:` prefix" in checked[name]["detail"]
+    assert checked["QUOTED"]["state"] == "ok" and checked["PLAIN"]["state"] == "ok"
+    table = kinfra(repo, "secrets", "check")
+    shown = result.stdout + result.stderr + table.stdout + table.stderr
+    for value in ("KT_SCHEME_VAR", "9911", "7722", "4455", "var-value", "vault/item", "Env:"):
+        assert value not in shown, shown
+
+    config = load_config(repo / "kinfra.toml")
+    with pytest.raises(SecretError) as caught:
+        secret_refs.resolve_all(config.secrets, repo, environ={})
+    assert "CAPITAL: looks like a reference" in caught.value.message
+    assert "9911" not in caught.value.message
+    quoted = {k: v for k, v in config.secrets.items() if k in ("QUOTED", "PLAIN")}
+    assert secret_refs.resolve_all(quoted, repo, environ={}) == {
+        "QUOTED": "postgres://u:pw-7722@db/app",
+        "PLAIN": "plain-literal-4455",
+    }

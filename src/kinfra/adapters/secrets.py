@@ -6,7 +6,12 @@ A reference is one of:
 - ``dotenv://path#KEY``: KEY in a dotenv file, the path relative to the main
   checkout (so one git-ignored file there serves every worktree);
 - ``op://vault/item/field``: read with the 1Password CLI (``op read``);
-- anything else: the literal value itself.
+- ``literal:VALUE``: VALUE itself (the prefix is stripped);
+- anything else: the literal value itself, except a value that looks like a
+  reference (``scheme:/...``, e.g. ``Env://X``, ``op:/x`` or a URL) with a
+  scheme other than the three above: that is refused as a probable typo.
+  A literal of that shape (``postgres://user:pw@db/app``) is written with
+  the prefix: ``literal:postgres://user:pw@db/app``.
 
 Every message here names the variable and, for non-literal references, where
 it was looked up; none contains a value. A literal reference *is* a value, so
@@ -15,6 +20,7 @@ it is never echoed either.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -52,23 +58,40 @@ class _Failed(Exception):
     pass
 
 
+_LITERAL_PREFIX = "literal:"
+_LOOKS_LIKE_REFERENCE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
+
+
 def kind_of(reference: str) -> str:
+    """env, dotenv, op, literal, or invalid (a mistyped reference, probably)."""
     for prefix, kind in (("env://", "env"), ("dotenv://", "dotenv"), ("op://", "op")):
         if reference.startswith(prefix):
             return kind
+    if not reference.startswith(_LITERAL_PREFIX) and _LOOKS_LIKE_REFERENCE.match(reference):
+        return "invalid"
     return "literal"
 
 
 def source_of(reference: str) -> str:
-    """A printable description of where the value comes from."""
+    """A printable description of where the value comes from. Never the
+    reference of a literal or an invalid one: either may be the value."""
     kind = kind_of(reference)
-    return "(literal in kinfra.toml)" if kind == "literal" else reference
+    if kind == "literal":
+        return "(literal in kinfra.toml)"
+    if kind == "invalid":
+        return "(unknown reference in kinfra.toml)"
+    return reference
 
 
 def _lookup(reference: str, root: Path, environ: Mapping[str, str]) -> str:
     kind = kind_of(reference)
     if kind == "literal":
-        return reference
+        return reference.removeprefix(_LITERAL_PREFIX)
+    if kind == "invalid":  # not even its scheme is shown: it may be a literal value
+        raise _Failed(
+            "looks like a reference, but the scheme is not env://, dotenv:// or op:// "
+            "(a literal value of that shape takes a `literal:` prefix)"
+        )
     if kind == "env":
         name = reference[len("env://") :]
         if name not in environ:
