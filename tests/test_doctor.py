@@ -95,3 +95,34 @@ def test_doctor_reports_claimed_but_down_and_unknown_stack(
     # --fix touched neither: the claim stays, the foreign stack runs.
     assert claims(kinfra_home, docker_prefix)[1] == str(wt.resolve())
     assert f"{docker_prefix}-slot-9" in _running(docker_prefix)
+
+
+def test_doctor_and_done_in_another_clone_leave_the_owners_claims_alone(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    assert kinfra(repo, "impl", "genome/M1").returncode == 0
+    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    # A second full clone of the same project (what local-prod runs from).
+    clone = tmp_path / "b" / "app"
+    clone.parent.mkdir()
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    before = registry(kinfra_home)
+
+    fixed = kinfra(clone, "doctor", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert f"slot 1 is held by another checkout ({repo.resolve()})" in fixed.stderr
+    assert "fixed" not in fixed.stdout
+    done = kinfra(clone, "done", "genome-M1", "--force")
+    assert done.returncode == 1 and "No worktree matching 'genome-M1'" in done.stderr
+    impl = kinfra(clone, "impl", "genome/M1")
+    assert impl.returncode == 1 and "belong to the checkout at" in impl.stderr
+    assert not (clone.parent / wt.name).exists()
+
+    assert registry(kinfra_home) == before
+    assert claims(kinfra_home, docker_prefix)[1] == str(wt)
+    assert _running(docker_prefix) == {f"{docker_prefix}-slot-1"}
+    assert wt.is_dir()
+    # In the owning checkout nothing is wrong.
+    assert kinfra(repo, "doctor").returncode == 0

@@ -19,6 +19,7 @@ from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
 from kinfra.workflows.pool import stop_slot
 from kinfra.workflows.project import Project
+from kinfra.workflows.worktrees import owns_record
 
 
 class FindingKind(str, Enum):
@@ -73,12 +74,30 @@ def doctor(project: Project, fix: bool = False, store: RegistryStore | None = No
     live = _live(report)
     if record is None:
         report.notes.append("no slots provisioned for this project on this machine")
+    elif not owns_record(project, record):
+        _note_foreign_claims(record, report)
     else:
         _check_slots(project, record, entries, live, report, fix, store)
         if live is not None:
             _check_unknown(project, record, store, live, report)
     _check_git(root, entries, report, fix)
     return report
+
+
+def _note_foreign_claims(record: ProjectRecord, report: DoctorReport) -> None:
+    """The pool belongs to another clone of the project (the one that
+    provisioned it): its claims name that clone's worktrees, which this
+    checkout's git cannot see. Reported, never repaired from here."""
+    report.notes.append(
+        f"the slots of {record.name} belong to another checkout ({record.root}); "
+        "run `kinfra doctor` there to check them"
+    )
+    for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
+        if slot.claimed_by is not None:
+            report.notes.append(
+                f"slot {slot.slot_id} is held by another checkout ({record.root}): "
+                f"claimed by {slot.claimed_by}; left alone"
+            )
 
 
 def _live(report: DoctorReport) -> dict[str, str] | None:

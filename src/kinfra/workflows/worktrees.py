@@ -155,10 +155,10 @@ def impl(
     store = store or RegistryStore()
     progress = progress or Progress()
     if sandbox:
-        _check_slot_available(store, config.name, profile, path)
+        _check_slot_available(store, project, profile, path)
     _refuse_existing(root, path, name)
 
-    slot = _claim(store, config.name, path, profile, name) if sandbox else None
+    slot = _claim(store, project, path, profile, name) if sandbox else None
     # `docker compose config` of the slot's files needs only the worktree's
     # path, so it runs in the background while git fetches and creates the worktree; the
     # start then finds them validated. Every path waits for it before the
@@ -217,23 +217,55 @@ def _open_session(config: Config, path: Path, wanted: bool, result: ImplResult) 
             result.notes.append(note)
 
 
-def _check_slot_available(store: RegistryStore, project: str, profile: Profile, path: Path) -> None:
+def _check_slot_available(
+    store: RegistryStore, project: Project, profile: Profile, path: Path
+) -> None:
     """Fail fast, before any fetch: a claim on a read-only snapshot raises the
     same SlotExhaustedError the real claim would, and writes nothing."""
-    store.load().claim_free_slot(project, path, profile)
+    registry = store.load()
+    _refuse_foreign_pool(project, registry.project(project.name))
+    registry.claim_free_slot(project.name, path, profile)
 
 
 def _claim(
-    store: RegistryStore, project: str, path: Path, profile: Profile, name: WorktreeName
+    store: RegistryStore, project: Project, path: Path, profile: Profile, name: WorktreeName
 ) -> SlotRecord:
     with store.transaction() as registry:
-        record = registry.require_project(project)
+        record = registry.require_project(project.name)
+        _refuse_foreign_pool(project, record)
         # claim_free_slot returns an existing claim for the same path; for a
         # second concurrent `impl` of the same name that would share (and
         # later release) the first one's slot.
         if record.slot_claimed_by(path) is not None:
             raise WorktreeExistsError(f"Worktree {name.directory} already exists")
-        return registry.claim_free_slot(project, path, profile, kind="impl")
+        return registry.claim_free_slot(project.name, path, profile, kind="impl")
+
+
+def owns_record(project: Project, record: ProjectRecord | None) -> bool:
+    """Whether the registry's claims in ``record`` are this repository's.
+
+    One project name can have several full clones on a machine (local-prod
+    runs from one); the slots and claims belong to the checkout that
+    provisioned them, ``record.root``. Worktrees of another clone never show
+    up in this one's `git worktree list`, so without this check they would
+    look deleted here.
+    """
+    if record is None:
+        return False
+    try:
+        return Path(record.root).resolve() == project.root.resolve()
+    except OSError:
+        return False
+
+
+def _refuse_foreign_pool(project: Project, record: ProjectRecord | None) -> None:
+    if record is not None and record.slots and not owns_record(project, record):
+        raise InvalidOperationError(
+            f"the slots of {project.name} belong to the checkout at {record.root}, not to "
+            f"{project.root}",
+            hint="run `kinfra impl` there, use --no-sandbox here, or give this checkout its "
+            "own [project] name and prefix and `kinfra sandbox provision`",
+        )
 
 
 def _refuse_existing(root: Path, path: Path, name: WorktreeName) -> None:
@@ -406,7 +438,8 @@ def candidates(
     """
     prefix = project.config.prefix
     root = project.root.resolve()
-    claims = _claims_by_path(record)
+    # Another clone's claims are not this repository's worktrees.
+    claims = _claims_by_path(record if owns_record(project, record) else None)
     found: list[Candidate] = []
     seen: set[Path] = set()
     for entry in entries:
