@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
 
+from kinfra.adapters.registry import RegistryStore
 from kinfra.testing.example import claims, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import git
 
@@ -126,3 +128,27 @@ def test_doctor_and_done_in_another_clone_leave_the_owners_claims_alone(
     assert wt.is_dir()
     # In the owning checkout nothing is wrong.
     assert kinfra(repo, "doctor").returncode == 0
+
+
+def test_doctor_fix_leaves_a_fresh_impl_claim_alone(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    starting = tmp_path / f"{docker_prefix}-impl-genome-M1"  # not created yet
+    abandoned = tmp_path / f"{docker_prefix}-impl-old-M1"
+    with RegistryStore().transaction() as reg:
+        reg.claim(docker_prefix, 1, starting, kind="impl")  # claimed_at: now
+        old = reg.claim(docker_prefix, 2, abandoned, kind="impl")
+        reg.projects[docker_prefix].slots[2] = dataclasses.replace(
+            old, claimed_at="2020-01-01T00:00:00Z"
+        )
+
+    report = kinfra(repo, "doctor", "--fix", "--json")
+    findings = {f["slot"]: f for f in json.loads(report.stdout)["findings"]}
+    assert findings[1]["kind"] == "impl_in_progress" and findings[1]["fixed"] is None
+    assert findings[2]["kind"] == "stale_claim" and findings[2]["fixed"] == "fixed"
+    assert report.returncode == 1  # the fresh claim is still open
+    assert claims(kinfra_home, docker_prefix) == {1: str(starting), 2: None}
+    text = kinfra(repo, "doctor").stdout
+    assert "impl in progress: slot 1 was claimed for" in text and "left alone" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from kinfra.workflows.worktrees import owns_record
 
 class FindingKind(str, Enum):
     STALE_CLAIM = "stale claim"
+    IMPL_IN_PROGRESS = "impl in progress"
     RUNNING_UNCLAIMED = "running without claim"
     UNKNOWN_STACK = "unknown slot stack"
     CLAIMED_DOWN = "claimed but down"
@@ -122,12 +124,28 @@ def _check_slots(
     store: RegistryStore,
 ) -> None:
     known = {e.path.resolve() for e in entries if not e.prunable}
+    listed = {e.path.resolve() for e in entries}  # prunable too: git made them once
     for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
         if slot.claimed_by is not None:
             claimant = Path(slot.claimed_by)
             gone = not claimant.is_dir()
             forgotten = slot.claim_kind == "impl" and claimant.resolve() not in known
-            if gone or forgotten:
+            creating = claimant.resolve() not in listed and _fresh_impl_claim(slot)
+            if (gone or forgotten) and creating:
+                # `kinfra impl` claims first and creates the worktree after a
+                # fetch: its claim is not stale, and stopping it would pull
+                # the slot from under a start that is about to happen. (Once
+                # git lists the worktree, a missing directory was deleted.)
+                report.findings.append(
+                    Finding(
+                        FindingKind.IMPL_IN_PROGRESS,
+                        f"slot {slot.slot_id} was claimed for {claimant} at {slot.claimed_at} "
+                        "by a `kinfra impl` that has not finished creating it; left alone",
+                        f"run `kinfra doctor` again in {IMPL_GRACE_SECONDS // 60} minutes",
+                        slot.slot_id,
+                    )
+                )
+            elif gone or forgotten:
                 why = "no longer exists" if gone else "is not a git worktree any more"
                 finding = Finding(
                     FindingKind.STALE_CLAIM,
@@ -158,6 +176,23 @@ def _check_slots(
             if fix:
                 finding.fixed = _stop(project, slot, store, finding)
             report.findings.append(finding)
+
+
+IMPL_GRACE_SECONDS = 120
+_CLAIMED_AT = "%Y-%m-%dT%H:%M:%SZ"  # how the registry writes claimed_at (UTC)
+
+
+def _fresh_impl_claim(slot: SlotRecord, now: datetime | None = None) -> bool:
+    """An impl claim younger than IMPL_GRACE_SECONDS: its `kinfra impl` may
+    still be fetching. An unreadable time counts as old."""
+    if slot.claim_kind != "impl" or not slot.claimed_at:
+        return False
+    try:
+        claimed = datetime.strptime(slot.claimed_at, _CLAIMED_AT).replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    age = ((now or datetime.now(UTC)) - claimed).total_seconds()
+    return age < IMPL_GRACE_SECONDS
 
 
 def _stop(project: Project, slot: SlotRecord, store: RegistryStore, finding: Finding) -> str:
