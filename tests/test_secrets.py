@@ -324,3 +324,24 @@ PLAIN = "plain-literal-4455"
         "QUOTED": "postgres://u:pw-7722@db/app",
         "PLAIN": "plain-literal-4455",
     }
+
+
+def test_dotenv_value_spanning_lines_is_read_whole(tmp_path: Path) -> None:
+    (tmp_path / ".env.local").write_text(
+        "# keys\n"
+        f'export PEM="{MULTI_LINE.splitlines()[0]}\n'
+        + "\n".join(MULTI_LINE.splitlines()[1:])
+        + '"\n'
+        "SINGLE='one line 1234'\n"
+        "BROKEN='never closed\n"
+        "AFTER=plain-5678\n"
+    )
+    refs = {n: f"dotenv://.env.local#{n}" for n in ("PEM", "SINGLE", "AFTER")}
+    assert secret_refs.resolve_all(refs, tmp_path, environ={}) == {
+        "PEM": MULTI_LINE,
+        "SINGLE": "one line 1234",
+        "AFTER": "plain-5678",
+    }
+    # An unclosed quote is read as one line and swallows nothing after it.
+    broken = secret_refs.resolve_all({"B": "dotenv://.env.local#BROKEN"}, tmp_path, environ={})
+    assert broken == {"B": "'never closed"}

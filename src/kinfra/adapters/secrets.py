@@ -114,10 +114,38 @@ def _dotenv(spec: str, root: Path) -> str:
         raise _Missing(f"{path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _Failed(f"{path} cannot be read ({type(exc).__name__})") from None
-    values = parse_env_file(text)
+    values = _parse_dotenv(text)
     if key not in values:
         raise _Missing(f"{key} is not defined in {path}")
     return values[key]
+
+
+def _parse_dotenv(text: str) -> dict[str, str]:
+    """KEY=value lines as ``parse_env_file`` reads them, plus quoted values
+    that span lines (a PEM key): the value runs to the next line that ends
+    with the opening quote. A quote never closed is read as one line."""
+    values: dict[str, str] = {}
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        index += 1
+        key, sep, value = line.partition("=")
+        value = value.strip()
+        quote = value[:1]
+        opens = sep and not line.startswith("#") and quote in ("'", '"')
+        if opens and (len(value) < 2 or not value.endswith(quote)):
+            end = next(
+                (j for j in range(index, len(lines)) if lines[j].rstrip().endswith(quote)), None
+            )
+            if end is not None:
+                parts = [value[1:], *(ln.rstrip() for ln in lines[index:end])]
+                parts.append(lines[end].rstrip()[:-1])
+                values[key.strip().removeprefix("export ").strip()] = "\n".join(parts)
+                index = end + 1
+                continue
+        values.update(parse_env_file(line))
+    return values
 
 
 def op_timeout(environ: Mapping[str, str]) -> float:
