@@ -206,8 +206,10 @@ def test_multi_line_secret_echoed_by_compose_is_redacted_line_by_line(
         mini=True,
         with_origin=False,
         compose_text=MEM_LIMIT_COMPOSE,
-        extra_config='\n[secrets]\nTHE_SECRET = "env://KT_MULTI_SECRET"\n',
+        extra_config='\n[secrets]\nTHE_SECRET = "dotenv://.env.local#THE_SECRET"\n'
+        'AS_ENV = "env://KT_MULTI_SECRET"\n',
     )
+    (repo / ".env.local").write_text(f'THE_SECRET="{MULTI_LINE}"\n')
     ok(repo, "sandbox", "provision")
     # compose rejects the value as a memory size and quotes it, newlines and
     # all; kinfra shows only the last lines, joined with " / ".
