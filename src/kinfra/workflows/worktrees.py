@@ -47,6 +47,7 @@ from kinfra.errors import (
     WorktreeExistsError,
     WorktreeNotFoundError,
 )
+from kinfra.interrupts import deferred_interrupts
 from kinfra.paths import ENV_FILE
 from kinfra.workflows.project import Project
 
@@ -158,23 +159,32 @@ def impl(
         _check_slot_available(store, project, profile, path)
     _refuse_existing(root, path, name)
 
-    slot = _claim(store, project, path, profile, name) if sandbox else None
     # `docker compose config` of the slot's files needs only the worktree's
     # path, so it runs in the background while git fetches and creates the worktree; the
     # start then finds them validated. Every path waits for it before the
     # slot is started or released.
+    #
+    # Every cleanup below runs with interrupts deferred: a second Ctrl-C (or
+    # a SIGTERM) while it waits for that thread or stops the stack would
+    # otherwise cut it short and leave a claim without its worktree.
+    slot: SlotRecord | None = None
     background = ThreadPoolExecutor(max_workers=1)
     try:
-        if slot is not None:
-            background.submit(prevalidate, config, slot, path)
         try:
+            if sandbox:
+                # Deferred too: an interrupt between the registry write and
+                # this assignment would leave a claim nobody gives back.
+                with deferred_interrupts():
+                    slot = _claim(store, project, path, profile, name)
+                background.submit(prevalidate, config, slot, path)
             # _base_ref fetches: overlaps the validation too.
             created, base = _add_worktree(root, path, name, _base_ref(root))
         except BaseException:
-            background.shutdown(wait=True)
-            if slot is not None:
-                with store.transaction() as registry:
-                    registry.release(config.name, slot.slot_id, claimant=path)
+            with deferred_interrupts():
+                background.shutdown(wait=True)
+                if slot is not None:
+                    with store.transaction() as registry:
+                        registry.release(config.name, slot.slot_id, claimant=path)
             raise
         result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file, slot)
         try:
@@ -191,12 +201,17 @@ def impl(
                 project, slot.slot_id, code_dir=path, progress=progress, store=store
             )
         except BaseException as exc:
-            background.shutdown(wait=True)
             if slot is None:
+                with deferred_interrupts():
+                    background.shutdown(wait=True)
                 raise
-            released = _undo_claim(project, slot, path, store)
+            with deferred_interrupts():
+                background.shutdown(wait=True)
+                released = _undo_claim(project, slot, path, store)
             if isinstance(exc, KinfraError):
                 raise _start_error(exc, name, slot, released) from exc
+            # Interrupted: the CLI only says "interrupted"; say what is left.
+            progress.step(_interrupted_note(name, slot, released))
             raise
     finally:
         background.shutdown(wait=True)
@@ -236,9 +251,27 @@ def _claim(
         # claim_free_slot returns an existing claim for the same path; for a
         # second concurrent `impl` of the same name that would share (and
         # later release) the first one's slot.
-        if record.slot_claimed_by(path) is not None:
-            raise WorktreeExistsError(f"Worktree {name.directory} already exists")
+        held = record.slot_claimed_by(path)
+        if held is not None:
+            raise _claimed_error(name, held, path)
         return registry.claim_free_slot(project.name, path, profile, kind="impl")
+
+
+def _claimed_error(name: WorktreeName, held: SlotRecord, path: Path) -> WorktreeExistsError:
+    if path.exists():
+        return WorktreeExistsError(
+            f"Worktree {name.directory} already exists",
+            hint=f"work in {path}, or finish it with `kinfra done {name.short}`",
+        )
+    # No directory, but a claim: another `kinfra impl` of this name is still
+    # fetching, or one was killed (or the worktree deleted) and nobody
+    # released the slot.
+    return WorktreeExistsError(
+        f"Worktree {name.directory} does not exist, but slot {held.slot_id} is still "
+        f"claimed for it (since {held.claimed_at})",
+        hint="if another `kinfra impl` of it is running, let it finish; otherwise "
+        f"`kinfra done {name.short}` (or `kinfra doctor --fix`) releases the slot",
+    )
 
 
 def owns_record(project: Project, record: ProjectRecord | None) -> bool:
@@ -270,10 +303,15 @@ def _refuse_foreign_pool(project: Project, record: ProjectRecord | None) -> None
 
 def _refuse_existing(root: Path, path: Path, name: WorktreeName) -> None:
     known = {e.path.resolve() for e in git.list_worktrees(root)}
-    if path.exists() or path in known:
+    if path.exists():
         raise WorktreeExistsError(
             f"Worktree {name.directory} already exists",
             hint=f"work in {path}, or finish it with `kinfra done {name.short}`",
+        )
+    if path in known:
+        raise WorktreeExistsError(
+            f"Worktree {name.directory} was deleted, but git still lists it",
+            hint=f"`kinfra done {name.short}` forgets it (and releases its slot), then retry",
         )
 
 
@@ -396,7 +434,21 @@ def _start_error(
     return SandboxStartError(
         f"Failed to start sandbox: {detail}. Stopping it failed too, so slot "
         f"{slot.slot_id} stays claimed. Worktree kept at {where}.",
-        hint="run `kinfra doctor --fix` once Docker answers again",
+        hint=f"once Docker answers again, run `kinfra sandbox up` inside {where}, "
+        f"or `kinfra done {name.short}` to stop the slot and give the worktree up",
+    )
+
+
+def _interrupted_note(name: WorktreeName, slot: SlotRecord, released: bool) -> str:
+    where = f"../{name.directory}"
+    if released:
+        return (
+            f"interrupted: slot {slot.slot_id} stopped and released, worktree kept at {where}; "
+            f"run `kinfra sandbox up` inside it, or `kinfra done {name.short}`"
+        )
+    return (
+        f"interrupted: stopping slot {slot.slot_id} failed, so it stays claimed; worktree kept "
+        f"at {where}; `kinfra done {name.short}` stops and releases it"
     )
 
 
