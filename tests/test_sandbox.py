@@ -391,6 +391,18 @@ def test_failed_start_leaves_no_secrets_on_disk_and_marker_is_private(shop: Path
 
 
 def test_interrupted_up_takes_its_stack_down_and_gives_the_slot_back(shop: Path) -> None:
+    # A backend that never becomes healthy keeps `compose up --wait` busy for
+    # the whole wait_timeout: the interrupt must stop compose, not wait it out.
+    compose_file = shop / "docker-compose.yml"
+    compose_file.write_text(
+        compose_file.read_text().replace(
+            "http://127.0.0.1:8080/api/v1/health", "http://127.0.0.1:8080/never"
+        )
+    )
+    config = shop / "kinfra.toml"
+    config.write_text(
+        config.read_text().replace("pool_size = 2", "pool_size = 2\nwait_timeout = 300")
+    )
     assert kinfra(shop, "sandbox", "provision", "--count", "1").returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "kinfra", "sandbox", "up", "--slot", "1"],
@@ -403,11 +415,15 @@ def test_interrupted_up_takes_its_stack_down_and_gives_the_slot_back(shop: Path)
     for line in proc.stderr:
         if "starting" in line:
             break
-    time.sleep(0.5)  # compose is creating containers now
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    proc.stderr.close()
-    assert proc.wait(timeout=120) == 130, rest
+    time.sleep(2)  # compose is now waiting for a health that never comes
+    proc.send_signal(signal.SIGINT)  # to kinfra alone, as a supervisor would
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        rest = proc.stderr.read()
+        proc.stderr.close()
+    assert code == 130, rest
     assert dockerkit.leftovers(shop.name) == [f"{shop.name}-slot-1_dbdata"]
     slots = json.loads(kinfra(shop, "sandbox", "slots", "--json").stdout)
     assert slots[0]["claimed_by"] is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -136,6 +137,11 @@ def stream(
             line = line.rstrip("\n")
             lines.append(line)
             on_line(line)
+    except BaseException:
+        # Interrupted (or the callback failed): pass it on to the child, as a
+        # terminal's Ctrl-C would, rather than wait for it to finish.
+        _stop(proc)
+        raise
     finally:
         proc.stdout.close()
         code = proc.wait()
@@ -143,3 +149,16 @@ def stream(
     if check and not result.ok:
         raise CommandError(result)
     return result
+
+
+def _stop(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL, each given ``grace`` seconds."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(signum)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        return
