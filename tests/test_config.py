@@ -206,3 +206,21 @@ def test_a_non_string_secret_is_described_never_shown(
     error = load(tmp_path, MINIMAL + f"[secrets]\nPIN = {literal}\n")
     assert_names(error, "[secrets] PIN", f"expected a string, got {kind}")
     assert shown not in error.message and shown not in (error.hint or "")
+
+
+def test_health_check_urls_bracket_an_ipv6_bind_address(tmp_path: Path) -> None:
+    from kinfra.domain.config import parse_config
+    from kinfra.domain.slotplan import plan_slot
+    from kinfra.workflows.gate import check_target
+
+    data = {
+        "project": {"name": "v6"},
+        "sandbox": {"bind": "::1", "pool_size": 2},
+        "ports": {"api": {"service": "web", "target": 80, "base": 18000}},
+        "checks": [{"type": "http", "port": "api", "path": "/health"}],
+    }
+    config = parse_config(tmp_path / "kinfra.toml", data)
+    assert check_target(config.checks[0], plan_slot(config, 1)) == "http://[::1]:18001/health"
+    data["sandbox"] = {"bind": "::", "pool_size": 2}
+    config = parse_config(tmp_path / "kinfra.toml", data)
+    assert check_target(config.checks[0], plan_slot(config, 1)) == "http://[::1]:18001/health"

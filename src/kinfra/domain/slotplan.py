@@ -42,7 +42,15 @@ class SlotPlan:
     @property
     def check_host(self) -> str:
         """Where health checks connect: the bind address, or loopback for a wildcard."""
-        return "127.0.0.1" if self.bind in ("0.0.0.0", "", "::") else self.bind
+        if self.bind in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        return "::1" if self.bind == "::" else self.bind
+
+    @property
+    def check_netloc_host(self) -> str:
+        """``check_host`` as it goes into a URL (IPv6 in brackets)."""
+        host = self.check_host
+        return f"[{host}]" if ":" in host else host
 
 
 def compose_project_name(prefix: str, slot_id: int) -> str:

@@ -34,8 +34,8 @@ class CheckResult:
 def check_target(check: HealthCheck, plan: SlotPlan) -> str:
     port = plan.ports[check.port]
     if check.type is CheckType.HTTP:
-        return f"http://{plan.check_host}:{port}{check.path}"
-    return f"{plan.check_host}:{port}"
+        return f"http://{plan.check_netloc_host}:{port}{check.path}"
+    return f"{plan.check_netloc_host}:{port}"
 
 
 def run_checks(
