@@ -109,6 +109,9 @@ def destroy_command(
     from kinfra.workflows.local_prod import destroy
 
     report = destroy(volumes=volumes)
-    render.ok(f"local-prod of {report.project} destroyed; clone kept at {report.clone}")
+    kept = (
+        f"clone kept at {report.clone}" if report.clone.is_dir() else "its clone was already gone"
+    )
+    render.ok(f"local-prod of {report.project} destroyed; {kept}")
     for path in report.removed:
         render.out(f"  removed {path}")
