@@ -185,10 +185,6 @@ def delete_branch(repo: Path, branch: str) -> bool:
     return git("branch", "-d", branch, cwd=repo, check=False).ok
 
 
-def delete_branch_force(repo: Path, branch: str) -> None:
-    git("branch", "-D", branch, cwd=repo)
-
-
 def has_uncommitted(path: Path) -> bool:
     """Staged, unstaged or untracked (not ignored) changes."""
     return bool(git("status", "--porcelain", "--ignore-submodules", cwd=path).stdout.strip())

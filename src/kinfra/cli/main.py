@@ -19,7 +19,7 @@ from kinfra.cli import local_prod as local_prod_cli
 from kinfra.cli import orch as orch_cli
 from kinfra.cli import sandbox as sandbox_cli
 from kinfra.cli import worktree_cmds
-from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, Interrupted, KinfraError
+from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Interrupted, KinfraError
 
 app = typer.Typer(
     name="kinfra",
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         if code is None:
-            return 0
+            return EXIT_OK
         return code if isinstance(code, int) else EXIT_ERROR
     except KinfraError as exc:
         render.error(exc)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             f"kinfra: internal error: {type(exc).__name__}: {exc}\n  full log: {where}", err=True
         )
         return EXIT_ERROR
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kinfra.errors import ConfigError
 
@@ -163,7 +163,6 @@ class Config:
 # --- reading -------------------------------------------------------------------
 
 _REQUIRED: Any = object()
-T = TypeVar("T")
 
 
 class _Table:

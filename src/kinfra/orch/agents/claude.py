@@ -55,7 +55,6 @@ class ClaudeStream:
     session_id: str | None = None
     turns: int = 0
     last_tool: str | None = None
-    last_text: str | None = None
     result: dict[str, Any] | None = None
     bad_lines: int = 0
     _message_ids: set[str] = field(default_factory=set)
@@ -86,8 +85,6 @@ class ClaudeStream:
                     continue
                 if block.get("type") == "tool_use":
                     self.last_tool = tool_summary(str(block.get("name", "?")), block.get("input"))
-                elif block.get("type") == "text" and block.get("text"):
-                    self.last_text = str(block["text"])
             return True
         if kind == "result":
             self.result = event
