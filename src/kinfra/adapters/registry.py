@@ -84,9 +84,11 @@ class ProjectRecord:
             ) from None
 
     def slot_claimed_by(self, worktree: Path | str) -> SlotRecord | None:
-        wanted = str(worktree)
+        # Resolved on both sides: a checkout reached through a symlink (macOS
+        # /tmp, a linked home) is still the same claimant.
+        wanted = Path(worktree).resolve()
         for record in self.slots.values():
-            if record.claimed_by == wanted:
+            if record.claimed_by is not None and Path(record.claimed_by).resolve() == wanted:
                 return record
         return None
 

@@ -52,12 +52,7 @@ def resolve_target(
 
 def _claim_of(project: Project, here: Path, store: RegistryStore) -> SlotRecord | None:
     record = store.load().project(project.name)
-    if record is None:
-        return None
-    for slot in record.slots.values():
-        if slot.claimed_by is not None and Path(slot.claimed_by).resolve() == here:
-            return slot
-    return None
+    return record.slot_claimed_by(here) if record else None
 
 
 def _env_slot(here: Path) -> int | None:
