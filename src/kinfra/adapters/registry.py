@@ -29,6 +29,7 @@ from kinfra.errors import (
 from kinfra.paths import registry_path
 
 REGISTRY_VERSION = 1
+CLAIMED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # claimed_at, in UTC
 
 
 class SlotStatus(str, Enum):
@@ -184,7 +185,7 @@ class Registry:
     def _set_claim(record: ProjectRecord, slot: SlotRecord, worktree: str, kind: str) -> SlotRecord:
         if slot.claimed_by == worktree:
             return slot
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.now(UTC).strftime(CLAIMED_AT_FORMAT)
         updated = dataclasses.replace(slot, claimed_by=worktree, claimed_at=now, claim_kind=kind)
         record.slots[slot.slot_id] = updated
         return updated

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kinfra.adapters import compose, git
-from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
+from kinfra.adapters.registry import CLAIMED_AT_FORMAT, ProjectRecord, RegistryStore, SlotRecord
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
 from kinfra.workflows.pool import stop_slot
 from kinfra.workflows.project import Project
@@ -179,7 +179,6 @@ def _check_slots(
 
 
 IMPL_GRACE_SECONDS = 120
-_CLAIMED_AT = "%Y-%m-%dT%H:%M:%SZ"  # how the registry writes claimed_at (UTC)
 
 
 def _fresh_impl_claim(slot: SlotRecord, now: datetime | None = None) -> bool:
@@ -188,7 +187,7 @@ def _fresh_impl_claim(slot: SlotRecord, now: datetime | None = None) -> bool:
     if slot.claim_kind != "impl" or not slot.claimed_at:
         return False
     try:
-        claimed = datetime.strptime(slot.claimed_at, _CLAIMED_AT).replace(tzinfo=UTC)
+        claimed = datetime.strptime(slot.claimed_at, CLAIMED_AT_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return False
     age = ((now or datetime.now(UTC)) - claimed).total_seconds()

@@ -20,7 +20,13 @@ from typing import Any
 from kinfra import paths
 from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
-from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord, SlotStatus
+from kinfra.adapters.registry import (
+    CLAIMED_AT_FORMAT,
+    ProjectRecord,
+    RegistryStore,
+    SlotRecord,
+    SlotStatus,
+)
 from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
 from kinfra.domain.slotplan import LOCAL_PROD_SLOT, SlotPlan, compose_project_name, plan_slot
 from kinfra.errors import KinfraError, LocalProdError, NotInProjectError
@@ -103,7 +109,7 @@ def init(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalPr
             "directory": str(local_prod_dir(config.name)),
             "instance_id": f"{plan.compose_project}-{datetime.now(UTC):%Y%m%d%H%M%S}",
             "status": SlotStatus.STOPPED.value,
-            "registered_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "registered_at": datetime.now(UTC).strftime(CLAIMED_AT_FORMAT),
             "created_project_record": created,
         }
         return _load(config.name, record.local_prod)
