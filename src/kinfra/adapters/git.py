@@ -65,6 +65,9 @@ def main_checkout(cwd: Path) -> Path:
     For a linked worktree this is the checkout that owns the shared .git
     directory, wherever the command was run from.
     """
+    located = locate(cwd)
+    if located is not None:
+        return located[1]
     result = git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=cwd, check=False)
     if not result.ok:
         raise NotInProjectError(
@@ -190,6 +193,29 @@ def has_uncommitted(path: Path) -> bool:
     return bool(git("status", "--porcelain", "--ignore-submodules", cwd=path).stdout.strip())
 
 
+@dataclass(frozen=True)
+class WorkState:
+    """What one ``git status --branch`` says about a checkout."""
+
+    uncommitted: bool  # staged, unstaged or untracked (not ignored) changes
+    ahead: int | None  # commits not on the upstream; None without a usable upstream
+
+
+def work_state(path: Path) -> WorkState:
+    """Uncommitted changes and upstream position in one git call (porcelain v2)."""
+    text = git("status", "--porcelain=v2", "--branch", "--ignore-submodules", cwd=path).stdout
+    # "branch.ab" is there only for an upstream that exists: one configured
+    # but deleted on the remote gives none, and the default branch is used.
+    ahead: int | None = None
+    uncommitted = False
+    for line in text.splitlines():
+        if line.startswith("# branch.ab "):
+            ahead = int(line.split(" ")[2].lstrip("+"))
+        elif line and not line.startswith("#"):
+            uncommitted = True
+    return WorkState(uncommitted, ahead)
+
+
 def remotes(repo: Path) -> list[str]:
     return git("remote", cwd=repo).stdout.split()
 
@@ -210,28 +236,37 @@ def ref_exists(repo: Path, ref: str) -> bool:
 
 
 def remote_default_ref(repo: Path) -> str | None:
-    """The remote default branch as a ref (``origin/main``), or None without a remote."""
+    """The remote default branch as a ref (``origin/main``), or None without a remote.
+
+    ``<remote>/HEAD`` where the clone recorded it, else the remote's branch
+    named like the local one, ``main`` or ``master``.
+    """
     names = remotes(repo)
     if not names:
         return None
     remote = "origin" if "origin" in names else names[0]
-    result = git(
-        "symbolic-ref", "--quiet", "--short", f"refs/remotes/{remote}/HEAD", cwd=repo, check=False
-    )
-    if result.ok and result.stdout.strip():
-        return result.stdout.strip()
+    base = f"refs/remotes/{remote}/"
+    # One call answers where HEAD points and which usual fallbacks exist.
+    listed = git(
+        "for-each-ref", "--format=%(refname)%09%(symref:short)",
+        base + "HEAD", base + "main", base + "master", cwd=repo,
+    ).stdout  # fmt: skip
+    found: dict[str, str] = {}
+    for line in listed.splitlines():
+        ref, _, target = line.partition("\t")
+        found[ref] = target
+    if found.get(base + "HEAD"):
+        return found[base + "HEAD"]
     local = current_branch(repo)
     for name in (local, "main", "master"):
-        if name and ref_exists(repo, f"refs/remotes/{remote}/{name}"):
+        if not name:
+            continue
+        known = base + name in found or (
+            name not in ("main", "master") and ref_exists(repo, base + name)
+        )
+        if known:
             return f"{remote}/{name}"
     return None
-
-
-def upstream(path: Path) -> str | None:
-    result = git(
-        "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}", cwd=path, check=False
-    )
-    return result.stdout.strip() if result.ok else None
 
 
 def count_commits(path: Path, base: str) -> int:
@@ -239,11 +274,14 @@ def count_commits(path: Path, base: str) -> int:
     return int(git("rev-list", "--count", f"{base}..HEAD", cwd=path).stdout.strip() or 0)
 
 
-def unpushed_commits(path: Path, default_ref: str | None, local_default: str | None) -> int:
+def unpushed_commits(path: Path, repo: Path, state: WorkState | None = None) -> int:
     """Commits of the worktree at ``path`` that exist nowhere else: not on its
-    upstream, or without one not on the remote default branch (without a
-    remote: not on the main checkout's branch)."""
-    base = upstream(path) or default_ref or local_default
+    upstream, or without a usable one not on the remote default branch of
+    ``repo`` (without a remote: not on the main checkout's branch)."""
+    state = state or work_state(path)
+    if state.ahead is not None:
+        return state.ahead
+    base = remote_default_ref(repo) or current_branch(repo)
     if base is None:
         return 0
     return count_commits(path, base)

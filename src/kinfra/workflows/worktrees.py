@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,6 +167,8 @@ def impl(
     # Every cleanup below runs with interrupts deferred: a second Ctrl-C (or
     # a SIGTERM) while it waits for that thread or stops the stack would
     # otherwise cut it short and leave a claim without its worktree.
+    from concurrent.futures import ThreadPoolExecutor
+
     slot: SlotRecord | None = None
     background = ThreadPoolExecutor(max_workers=1)
     try:
@@ -631,13 +633,21 @@ def done(
 
     from kinfra.workflows.sessions import close_session
 
-    close_session(target.path)
-    if target.entry is not None:
-        git.remove_worktree(root, target.path, force=force or not target.exists)
-        result.removed = True
-    elif target.exists:
-        result.notes.append(f"{target.path} is not a git worktree; left in place")
-    if not keep_branch and git.branch_exists(root, target.name.branch):
+    # The agent session ends alongside the removal (tmux and git are
+    # independent); close_session never raises for a missing tool or session.
+    closing = threading.Thread(target=close_session, args=(target.path,), daemon=True)
+    closing.start()
+    try:
+        if target.entry is not None:
+            git.remove_worktree(root, target.path, force=force or not target.exists)
+            result.removed = True
+        elif target.exists:
+            result.notes.append(f"{target.path} is not a git worktree; left in place")
+    finally:
+        closing.join()
+    # git listed the worktree on its branch, so the branch exists; else ask.
+    on_branch = target.entry is not None and target.entry.branch == target.name.branch
+    if not keep_branch and (on_branch or git.branch_exists(root, target.name.branch)):
         result.branch_deleted = git.delete_branch(root, target.name.branch)
         if not result.branch_deleted:
             result.notes.append(
@@ -648,14 +658,14 @@ def done(
 
 
 def _refuse_unsaved_work(root: Path, path: Path) -> None:
-    if git.has_uncommitted(path):
+    state = git.work_state(path)
+    if state.uncommitted:
         raise WorktreeDirtyError(
             "Worktree has uncommitted changes. Commit or stash, then retry. "
             "Use --force to proceed anyway.",
             hint=f"see `git -C {path} status`",
         )
-    local_default = git.current_branch(root)
-    if git.unpushed_commits(path, git.remote_default_ref(root), local_default):
+    if git.unpushed_commits(path, root, state):
         raise WorktreeDirtyError(
             "Worktree has unpushed commits. Push first, then retry. Use --force to proceed anyway.",
             hint=f"git -C {path} push -u origin HEAD",
@@ -692,6 +702,8 @@ def list_worktrees(project: Project, store: RegistryStore | None = None) -> list
     root = project.root.resolve()
     record = (store or RegistryStore()).load().project(project.name)
     cands = candidates(project, record, git.list_worktrees(root))
+    from concurrent.futures import ThreadPoolExecutor
+
     from kinfra.workflows.sessions import alive_sessions
 
     # git status per worktree, `docker ps` and `tmux list-sessions` are
