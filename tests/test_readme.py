@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import typer.main
 
 from kinfra.cli.main import app
 
@@ -24,7 +23,7 @@ def command_paths(command: click.Command, prefix: str = "kinfra") -> list[str]:
 
 
 def test_every_command_is_documented() -> None:
-    paths = command_paths(typer.main.get_command(app))
+    paths = command_paths(app)
     assert len(paths) > 10
     missing = [path for path in paths if f"`{path}" not in README]
     assert missing == []

@@ -132,7 +132,7 @@ class Interrupted(BaseException):
     """Raised by kinfra's SIGINT/SIGTERM handler.
 
     A BaseException so that ``except Exception`` in library code does not
-    swallow it, and so that Typer/Click do not turn Ctrl-C into exit 1; the CLI
+    swallow it, and so that click does not turn Ctrl-C into exit 1; the CLI
     maps it to 130 (SIGINT) or 143 (SIGTERM) after ``finally`` blocks ran.
     """
 

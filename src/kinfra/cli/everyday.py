@@ -3,25 +3,19 @@ answered for the instance the current directory belongs to."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
 
 from kinfra.cli import render
+from kinfra.cli.clickutil import Command, Group, argument
 
 URL_HELP = "Use this backend URL (wins over everything else)."
 PORT_HELP = "Use this API port on localhost (wins over detection, even when equal to the base)."
 SLOT_HELP = "Use this slot (0 = local-prod) instead of the detected one."
 
-secrets_app = typer.Typer(help="The secrets declared in kinfra.toml.", no_args_is_help=True)
-
-
-class EnvFormat(str, Enum):
-    sh = "sh"
-    fish = "fish"
-    json = "json"
+secrets_app = Group("secrets", help="The secrets declared in kinfra.toml.", no_args_is_help=True)
 
 
 def _picked(instance: Any) -> None:
@@ -30,12 +24,12 @@ def _picked(instance: Any) -> None:
         render.note(f"{instance.source}: {instance.reason}")
 
 
-def status_command(
-    url: str | None = typer.Option(None, "--url", help=URL_HELP),
-    port: int | None = typer.Option(None, "--port", help=PORT_HELP),
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.command("status", cls=Command)
+@click.option("--url", help=URL_HELP)
+@click.option("--port", type=int, help=PORT_HELP)
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def status_command(url: str | None, port: int | None, slot: int | None, json_output: bool) -> None:
     """Show the instance this directory belongs to: slot, containers, health, URLs."""
     from kinfra.workflows.everyday import instance_status, probe_url
 
@@ -74,24 +68,30 @@ def status_command(
         render.note(report.note)
 
 
-def env_command(
-    format: EnvFormat = typer.Option(EnvFormat.sh, "--format", help="sh (default), fish or json."),
-    url: str | None = typer.Option(None, "--url", help=URL_HELP),
-    port: int | None = typer.Option(None, "--port", help=PORT_HELP),
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-) -> None:
+@click.command("env", cls=Command)
+@click.option(
+    "--format",
+    type=click.Choice(["sh", "fish", "json"]),
+    default="sh",
+    show_default=True,
+    help="sh (default), fish or json.",
+)
+@click.option("--url", help=URL_HELP)
+@click.option("--port", type=int, help=PORT_HELP)
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+def env_command(format: str, url: str | None, port: int | None, slot: int | None) -> None:
     """Print the instance's variables: eval "$(kinfra env)" (fish: kinfra env --format fish | source)."""
     from kinfra.detect import detect
 
     instance = detect(url=url, port=port, slot=slot)
     _picked(instance)
     values = dict(instance.variables)
-    if format is EnvFormat.json:
+    if format == "json":
         render.print_json(values)
         return
     lines = [f"# kinfra: {instance.source}: {instance.reason}"]
     for key, value in values.items():
-        if format is EnvFormat.fish:
+        if format == "fish":
             lines.append(f"set -gx {key} {_quote(value)};")
         else:
             lines.append(f"export {key}={_quote(value)}")
@@ -103,12 +103,12 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
-def url_command(
-    name: str | None = typer.Argument(None, help="Port name (default: the API)."),
-    url: str | None = typer.Option(None, "--url", help=URL_HELP),
-    port: int | None = typer.Option(None, "--port", help=PORT_HELP),
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-) -> None:
+@click.command("url", cls=Command)
+@argument("name", required=False, help="Port name (default: the API).")
+@click.option("--url", help=URL_HELP)
+@click.option("--port", type=int, help=PORT_HELP)
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+def url_command(name: str | None, url: str | None, port: int | None, slot: int | None) -> None:
     """Print one URL of the instance (for curl "$(kinfra url)/...")."""
     from kinfra.detect import detect
     from kinfra.errors import KinfraError
@@ -121,12 +121,15 @@ def url_command(
     render.out(instance.url if name is None else instance.urls[name])
 
 
-def init_shared_command(
-    source: Path | None = typer.Option(
-        None, "--from", help="Copy each shared dir from PATH/<name> (existing files are kept)."
-    ),
-    minimal: bool = typer.Option(False, "--minimal", help="Create empty dirs only."),
-) -> None:
+@click.command("init-shared", cls=Command)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path),
+    help="Copy each shared dir from PATH/<name> (existing files are kept).",
+)
+@click.option("--minimal", is_flag=True, help="Create empty dirs only.")
+def init_shared_command(source: Path | None, minimal: bool) -> None:
     """Create $KINFRA_HOME/<project>/shared/ with the shared dirs of kinfra.toml; never deletes data."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.shared import init_shared
@@ -144,9 +147,8 @@ def init_shared_command(
 
 
 @secrets_app.command("check")
-def secrets_check_command(
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def secrets_check_command(json_output: bool) -> None:
     """Report ok / missing / error for each secret, never its value."""
     from kinfra.workflows.everyday import check_secrets
 
@@ -172,12 +174,11 @@ def secrets_check_command(
             [[s.name, s.state.value, s.source, s.detail or "-"] for s in statuses],
         )
     if any(s.state.value != "ok" for s in statuses):
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("status")(status_command)
-    app.command("env")(env_command)
-    app.command("url")(url_command)
-    app.command("init-shared")(init_shared_command)
-    app.add_typer(secrets_app, name="secrets")
+def register(app: click.Group) -> None:
+    app.add_command(status_command)
+    app.add_command(env_command)
+    app.add_command(url_command)
+    app.add_command(init_shared_command)

@@ -5,11 +5,13 @@ Every command acts on the clone registered by `init`, wherever it is run from.
 
 from __future__ import annotations
 
-import typer
+import click
 
 from kinfra.cli import render
+from kinfra.cli.clickutil import Group, argument
 
-app = typer.Typer(
+app = Group(
+    "local-prod",
     help="A production-like instance on reserved slot 0, run from a full clone.",
     no_args_is_help=True,
 )
@@ -48,9 +50,8 @@ def down_command() -> None:
 
 
 @app.command("status")
-def status_command(
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def status_command(json_output: bool) -> None:
     """Show local-prod's clone, containers, health and URLs."""
     from kinfra.workflows.local_prod import status
 
@@ -77,33 +78,30 @@ def status_command(
 
 
 @app.command("logs")
-def logs_command(
-    services: list[str] = typer.Argument(None, help="Services to show (default: all)."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new lines."),
-    tail: int | None = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
-) -> None:
+@argument("services", nargs=-1, help="Services to show (default: all).")
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming new lines.")
+@click.option("--tail", "-n", type=int, help="Lines from the end of each log.")
+def logs_command(services: tuple[str, ...], follow: bool, tail: int | None) -> None:
     """Show local-prod's container logs."""
     from kinfra.workflows.local_prod import logs
 
-    raise typer.Exit(logs(None, services or [], follow, tail))
+    raise click.exceptions.Exit(logs(None, list(services), follow, tail))
 
 
 @app.command("shell")
-def shell_command(
-    service: str | None = typer.Argument(None, help="Service (default: the one running the code)."),
-) -> None:
+@argument("service", required=False, help="Service (default: the one running the code).")
+def shell_command(service: str | None) -> None:
     """Open a shell (bash, else sh) in a local-prod service."""
     import sys
 
     from kinfra.workflows.local_prod import shell
 
-    raise typer.Exit(shell(None, service, sys.stdin.isatty()))
+    raise click.exceptions.Exit(shell(None, service, sys.stdin.isatty()))
 
 
 @app.command("destroy")
-def destroy_command(
-    volumes: bool = typer.Option(False, "--volumes", help="Also delete local-prod's volumes."),
-) -> None:
+@click.option("--volumes", is_flag=True, help="Also delete local-prod's volumes.")
+def destroy_command(volumes: bool) -> None:
     """Stop local-prod, unregister it and delete kinfra's generated files.
     The clone and every worktree are left exactly as they are."""
     from kinfra.workflows.local_prod import destroy

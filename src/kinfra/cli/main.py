@@ -12,56 +12,59 @@ import signal
 import sys
 from types import FrameType
 
-import typer
+import click
 
 from kinfra.cli import everyday as everyday_cli
 from kinfra.cli import local_prod as local_prod_cli
 from kinfra.cli import orch as orch_cli
 from kinfra.cli import sandbox as sandbox_cli
 from kinfra.cli import worktree_cmds
+from kinfra.cli.clickutil import Command, Group
 from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Interrupted, KinfraError
 
-app = typer.Typer(
-    name="kinfra",
+app = Group(
+    "kinfra",
     help="Parallel git worktrees, each with its own docker-compose sandbox slot, "
     "and an orchestrator for headless coding agents.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Rich renders help only (imported when help is shown); with markup off,
-    # Typer 0.20 would print its "[required]" notes with escape backslashes.
-    rich_markup_mode="rich",
+    # Wrap help at the terminal's width up to 120 columns (click's default stops at 80).
+    context_settings={"max_content_width": 120},
 )
-app.add_typer(sandbox_cli.app, name="sandbox")
-worktree_cmds.register(app)
-everyday_cli.register(app)
-app.add_typer(local_prod_cli.app, name="local-prod")
-app.add_typer(orch_cli.app, name="orch")
 
 
-@app.command("init")
-def init_command(
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the config instead of writing it."
-    ),
-    compose_file: list[str] = typer.Option(
-        [], "--compose-file", "-f", help="Compose file(s) to read (default: the usual names)."
-    ),
-    name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's)."),
-) -> None:
+@click.command("init", cls=Command)
+@click.option("--dry-run", is_flag=True, help="Print the config instead of writing it.")
+@click.option(
+    "--compose-file",
+    "-f",
+    multiple=True,
+    help="Compose file(s) to read (default: the usual names).",
+)
+@click.option("--name", help="Project name (default: the folder's).")
+def init_command(dry_run: bool, compose_file: tuple[str, ...], name: str | None) -> None:
     """Write a starting kinfra.toml from the repository's compose file."""
     from pathlib import Path
 
     from kinfra.cli import render
     from kinfra.workflows.init import init_project
 
-    result = init_project(Path.cwd(), compose_files=compose_file, name=name, dry_run=dry_run)
+    result = init_project(Path.cwd(), compose_files=list(compose_file), name=name, dry_run=dry_run)
     if dry_run:
         render.out(result.text, end="")
     else:
         render.ok(f"wrote {result.path}")
         for note in result.notes:
             render.note(note)
+
+
+# The order of `kinfra --help`: commands, then the groups.
+worktree_cmds.register(app)
+everyday_cli.register(app)
+app.add_command(init_command)
+app.add_command(sandbox_cli.app)
+app.add_command(everyday_cli.secrets_app)
+app.add_command(local_prod_cli.app)
+app.add_command(orch_cli.app)
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from kinfra.cli import render
 
     try:
-        app(args=argv, prog_name="kinfra", standalone_mode=True)
+        app.main(args=argv, prog_name="kinfra", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         if code is None:

@@ -11,18 +11,22 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
+import click
+
+from kinfra.cli.clickutil import Group, argument
 
 if TYPE_CHECKING:
     from kinfra.orch.runloop import RunEvent, RunSummary
 
-app = typer.Typer(
+app = Group(
+    "orch",
     help="Run a milestone plan task by task with a headless coding agent "
     "(resumable, locked, observable).",
     no_args_is_help=True,
 )
 
-_PLAN = typer.Argument(..., help="The milestone plan (markdown).", exists=False)
+_PLAN = argument("plan", type=click.Path(path_type=Path), help="The milestone plan (markdown).")
+_WORKDIR_HELP = "A checkout of the project."
 
 
 class _Live:
@@ -90,18 +94,27 @@ def _run(summary_fn: Any) -> None:
 
 
 @app.command("run")
+@_PLAN
+@click.option("--agent", help="claude, codex or command.")
+@click.option("--max-turns", type=click.IntRange(min=1), help="Per attempt.")
+@click.option("--model", help="The agent's model.")
+@click.option(
+    "--task-timeout", type=click.FloatRange(min=1), help="Seconds per attempt (wall clock)."
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    help="The worktree to work in (default: the one you stand in).",
+)
+@click.option("--restart", is_flag=True, help="Replace an existing run's state.")
 def run_command(
-    plan: Path = _PLAN,
-    agent: str | None = typer.Option(None, "--agent", help="claude, codex or command."),
-    max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="Per attempt."),
-    model: str | None = typer.Option(None, "--model", help="The agent's model."),
-    task_timeout: float | None = typer.Option(
-        None, "--task-timeout", min=1, help="Seconds per attempt (wall clock)."
-    ),
-    workdir: Path | None = typer.Option(
-        None, "--workdir", help="The worktree to work in (default: the one you stand in)."
-    ),
-    restart: bool = typer.Option(False, "--restart", help="Replace an existing run's state."),
+    plan: Path,
+    agent: str | None,
+    max_turns: int | None,
+    model: str | None,
+    task_timeout: float | None,
+    workdir: Path | None,
+    restart: bool,
 ) -> None:
     """Run every task of a plan, in order, stopping at the first that is not done."""
     from kinfra.orch.runloop import RunOptions, run_plan
@@ -119,10 +132,9 @@ def run_command(
 
 
 @app.command("resume")
-def resume_command(
-    plan: Path = _PLAN,
-    workdir: Path | None = typer.Option(None, "--workdir", help="The worktree to work in."),
-) -> None:
+@_PLAN
+@click.option("--workdir", type=click.Path(path_type=Path), help="The worktree to work in.")
+def resume_command(plan: Path, workdir: Path | None) -> None:
     """Continue a run from its first task that is not done."""
     from kinfra.orch.runloop import RunOptions, run_plan
 
@@ -131,10 +143,9 @@ def resume_command(
 
 
 @app.command("plan")
-def plan_command(
-    plan: Path = _PLAN,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@_PLAN
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan_command(plan: Path, as_json: bool) -> None:
     """Show what the parser reads in a plan (or report why it cannot)."""
     from kinfra.cli import render
     from kinfra.orch.plan import plan_to_dict, read_plan
@@ -156,11 +167,12 @@ def plan_command(
 
 
 @app.command("status")
-def status_command(
-    plan: Path | None = typer.Argument(None, help="Only this plan's milestone."),
-    workdir: Path | None = typer.Option(None, "--workdir", help="A checkout of the project."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@argument(
+    "plan", type=click.Path(path_type=Path), required=False, help="Only this plan's milestone."
+)
+@click.option("--workdir", type=click.Path(path_type=Path), help=_WORKDIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_command(plan: Path | None, workdir: Path | None, as_json: bool) -> None:
     """Where each milestone's run stands: tasks, attempts, cost."""
     from kinfra.cli import render
     from kinfra.orch.report import run_status
@@ -202,11 +214,12 @@ def status_command(
 
 
 @app.command("history")
-def history_command(
-    limit: int = typer.Option(10, "-n", min=1, help="How many runs."),
-    workdir: Path | None = typer.Option(None, "--workdir", help="A checkout of the project."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.option(
+    "-n", "limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs."
+)
+@click.option("--workdir", type=click.Path(path_type=Path), help=_WORKDIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def history_command(limit: int, workdir: Path | None, as_json: bool) -> None:
     """The last orchestrator runs of this project, newest first."""
     from kinfra.cli import render
     from kinfra.orch.report import run_history
@@ -235,11 +248,12 @@ def history_command(
 
 
 @app.command("costs")
+@click.option("--since", help="YYYY-MM-DD")
+@click.option("--by-milestone", is_flag=True, help="One line per milestone.")
+@click.option("--workdir", type=click.Path(path_type=Path), help=_WORKDIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def costs_command(
-    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD"),
-    by_milestone: bool = typer.Option(False, "--by-milestone", help="One line per milestone."),
-    workdir: Path | None = typer.Option(None, "--workdir", help="A checkout of the project."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    since: str | None, by_milestone: bool, workdir: Path | None, as_json: bool
 ) -> None:
     """What the agents reported spending (USD and tokens)."""
     from kinfra.cli import render

@@ -1,7 +1,7 @@
 """Output helpers shared by the command modules.
 
-Plain text by default; Rich only for tables and live progress, imported when
-first needed so that quick commands do not pay for it.
+Plain text only (tables included), written straight to stdout/stderr, so that
+quick commands import nothing heavy and output stays easy to parse.
 """
 
 from __future__ import annotations

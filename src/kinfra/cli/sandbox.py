@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
 
 from kinfra.cli import render
+from kinfra.cli.clickutil import Group, argument
 
-app = typer.Typer(help="Provision slots and run a slot's stack.", no_args_is_help=True)
+app = Group("sandbox", help="Provision slots and run a slot's stack.", no_args_is_help=True)
 
 SLOT_HELP = "Slot number (default: the slot claimed by the worktree you are in)."
 
@@ -25,10 +26,9 @@ def _target_slot(project: Any, explicit: int | None) -> int:
 
 
 @app.command("provision")
-def provision_command(
-    count: int | None = typer.Option(None, "--count", help="Slots to create (default: pool_size)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
-) -> None:
+@click.option("--count", type=int, help="Slots to create (default: pool_size).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+def provision_command(count: int | None, dry_run: bool) -> None:
     """Create (or refresh) the project's slots under $KINFRA_HOME/<project>/."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.slots import provision
@@ -56,12 +56,13 @@ def provision_command(
 
 
 @app.command("up")
-def up_command(
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-    code_dir: Path | None = typer.Option(
-        None, "--code-dir", help="Directory whose code the slot mounts (default: this checkout)."
-    ),
-) -> None:
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+@click.option(
+    "--code-dir",
+    type=click.Path(path_type=Path),
+    help="Directory whose code the slot mounts (default: this checkout).",
+)
+def up_command(slot: int | None, code_dir: Path | None) -> None:
     """Start a slot's stack and wait for the startability gate; print its URLs."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.targeting import sandbox_up
@@ -80,10 +81,9 @@ def up_command(
 
 
 @app.command("down")
-def down_command(
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-    volumes: bool = typer.Option(False, "--volumes", help="Also delete the slot's named volumes."),
-) -> None:
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+@click.option("--volumes", is_flag=True, help="Also delete the slot's named volumes.")
+def down_command(slot: int | None, volumes: bool) -> None:
     """Stop a slot's containers (volumes are kept unless --volumes)."""
     from kinfra.workflows.pool import stop_slot
     from kinfra.workflows.project import find_project
@@ -97,10 +97,9 @@ def down_command(
 
 
 @app.command("status")
-def status_command(
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def status_command(slot: int | None, json_output: bool) -> None:
     """Show a slot's containers, their health, and its URLs."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.slots import slot_status
@@ -130,11 +129,12 @@ def status_command(
 
 
 @app.command("logs")
+@argument("services", nargs=-1, help="Services to show (default: all).")
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming new lines.")
+@click.option("--tail", "-n", type=int, help="Lines from the end of each log.")
 def logs_command(
-    services: list[str] = typer.Argument(None, help="Services to show (default: all)."),
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new lines."),
-    tail: int | None = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
+    services: tuple[str, ...], slot: int | None, follow: bool, tail: int | None
 ) -> None:
     """Show a slot's container logs."""
     from kinfra.adapters import compose
@@ -144,14 +144,13 @@ def logs_command(
     project = find_project()
     slot_id = _target_slot(project, slot)
     record = RegistryStore().load().require_project(project.name).slot(slot_id)
-    code = compose.logs(record.compose_project, services or [], follow, tail)
-    raise typer.Exit(code)
+    code = compose.logs(record.compose_project, list(services), follow, tail)
+    raise click.exceptions.Exit(code)
 
 
 @app.command("slots")
-def slots_command(
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def slots_command(json_output: bool) -> None:
     """List the project's slots: profile, ports, claimant and live status."""
     from kinfra.workflows.pool import list_slots
     from kinfra.workflows.project import find_project
@@ -201,10 +200,9 @@ def slots_command(
 
 
 @app.command("shell")
-def shell_command(
-    service: str | None = typer.Argument(None, help="Service (default: the one running the code)."),
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-) -> None:
+@argument("service", required=False, help="Service (default: the one running the code).")
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+def shell_command(service: str | None, slot: int | None) -> None:
     """Open a shell (bash, else sh) in a service of the slot."""
     import sys
 
@@ -213,15 +211,14 @@ def shell_command(
 
     project = find_project()
     code = shell_in_slot(project, _target_slot(project, slot), service, sys.stdin.isatty())
-    raise typer.Exit(code)
+    raise click.exceptions.Exit(code)
 
 
 @app.command("exec")
-def exec_command(
-    service: str = typer.Argument(..., help="Service to run the command in."),
-    command: list[str] = typer.Argument(..., help="The command, after `--`."),
-    slot: int | None = typer.Option(None, "--slot", "-s", help=SLOT_HELP),
-) -> None:
+@argument("service", help="Service to run the command in.")
+@argument("command", nargs=-1, required=True, help="The command, after `--`.")
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+def exec_command(service: str, command: tuple[str, ...], slot: int | None) -> None:
     """Run a command in a service of the slot: kinfra sandbox exec backend -- ls /app."""
     import sys
 
@@ -229,5 +226,7 @@ def exec_command(
     from kinfra.workflows.project import find_project
 
     project = find_project()
-    code = exec_in_slot(project, _target_slot(project, slot), service, command, sys.stdin.isatty())
-    raise typer.Exit(code)
+    code = exec_in_slot(
+        project, _target_slot(project, slot), service, list(command), sys.stdin.isatty()
+    )
+    raise click.exceptions.Exit(code)

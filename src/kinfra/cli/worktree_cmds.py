@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
-import typer
+import click
 
 from kinfra.cli import render
+from kinfra.cli.clickutil import Command, alias, argument
+
+# The values of kinfra.domain.config.Profile, not imported here to keep start-up fast.
+PROFILES = ("light", "standard", "heavy")
 
 
-class ProfileChoice(str, Enum):
-    light = "light"
-    standard = "standard"
-    heavy = "heavy"
-
-
-def spec_command(
-    feature: str = typer.Argument(..., help="Feature name, e.g. genome."),
-) -> None:
+@click.command("spec", cls=Command)
+@argument("feature", help="Feature name, e.g. genome.")
+def spec_command(feature: str) -> None:
     """Create the spec worktree ../<prefix>-spec-<feature> and its design folder."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.worktrees import spec
@@ -28,18 +24,23 @@ def spec_command(
     render.out(f"  design folder: {result.design_dir}")
 
 
-def impl_command(
-    target: str = typer.Argument(..., help="<feature>/<milestone>, e.g. genome/M1."),
-    profile: ProfileChoice = typer.Option(
-        ProfileChoice.light, "--profile", "-p", help="Smallest slot profile to claim."
-    ),
-    no_sandbox: bool = typer.Option(False, "--no-sandbox", help="Create the worktree only."),
-    session: bool = typer.Option(
-        False,
-        "--session",
-        help="Open a tmux session in the worktree running the configured agent command (agent-deck if installed).",
-    ),
-) -> None:
+@click.command("impl", cls=Command)
+@argument("target", help="<feature>/<milestone>, e.g. genome/M1.")
+@click.option(
+    "--profile",
+    "-p",
+    type=click.Choice(PROFILES),
+    default="light",
+    show_default=True,
+    help="Smallest slot profile to claim.",
+)
+@click.option("--no-sandbox", is_flag=True, help="Create the worktree only.")
+@click.option(
+    "--session",
+    is_flag=True,
+    help="Open a tmux session in the worktree running the configured agent command (agent-deck if installed).",
+)
+def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> None:
     """Create an impl worktree, claim a sandbox slot and start its stack."""
     from kinfra.domain.config import Profile
     from kinfra.workflows.project import find_project
@@ -51,7 +52,7 @@ def impl_command(
     result = impl(
         find_project(),
         target,
-        profile=Profile(profile.value),
+        profile=Profile(profile),
         sandbox=not no_sandbox,
         progress=render.progress(),
         output=setup_line,
@@ -83,15 +84,11 @@ def impl_command(
         render.out(f"  {name:<10} {url}")
 
 
-def done_command(
-    name: str = typer.Argument(
-        ..., help="<feature>-<milestone>, the directory name, or part of it."
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Proceed despite uncommitted or unpushed work."
-    ),
-    keep_branch: bool = typer.Option(False, "--keep-branch", help="Never delete the branch."),
-) -> None:
+@click.command("done", cls=Command)
+@argument("name", help="<feature>-<milestone>, the directory name, or part of it.")
+@click.option("--force", is_flag=True, help="Proceed despite uncommitted or unpushed work.")
+@click.option("--keep-branch", is_flag=True, help="Never delete the branch.")
+def done_command(name: str, force: bool, keep_branch: bool) -> None:
     """Stop the worktree's stack (volumes kept), release its slot, remove the worktree."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.worktrees import done
@@ -109,9 +106,9 @@ def done_command(
         render.note(note)
 
 
-def worktrees_command(
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.command("worktrees", cls=Command)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def worktrees_command(json_output: bool) -> None:
     """List this repository's spec and impl worktrees and their sandboxes."""
     from kinfra.workflows.project import find_project
     from kinfra.workflows.worktrees import list_worktrees
@@ -160,10 +157,10 @@ def worktrees_command(
     )
 
 
-def doctor_command(
-    fix: bool = typer.Option(False, "--fix", help="Repair what can be repaired safely."),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+@click.command("doctor", cls=Command)
+@click.option("--fix", is_flag=True, help="Repair what can be repaired safely.")
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+def doctor_command(fix: bool, json_output: bool) -> None:
     """Compare the registry, git's worktrees and Docker's compose projects."""
     from kinfra.workflows.doctor import doctor
     from kinfra.workflows.project import find_project
@@ -182,14 +179,14 @@ def doctor_command(
             if finding.advice and finding.fixed != "fixed":
                 render.out(f"    → {finding.advice}")
     if report.unresolved:
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("spec")(spec_command)
-    app.command("impl")(impl_command)
-    app.command("done")(done_command)
-    app.command("finish", help="Same as `kinfra done`.")(done_command)
-    app.command("complete", help="Same as `kinfra done`.")(done_command)
-    app.command("worktrees")(worktrees_command)
-    app.command("doctor")(doctor_command)
+def register(app: click.Group) -> None:
+    app.add_command(spec_command)
+    app.add_command(impl_command)
+    app.add_command(done_command)
+    app.add_command(alias(done_command, "finish", help="Same as `kinfra done`."))
+    app.add_command(alias(done_command, "complete", help="Same as `kinfra done`."))
+    app.add_command(worktrees_command)
+    app.add_command(doctor_command)
