@@ -9,6 +9,12 @@ from kinfra.adapters import git as git_adapter
 from kinfra.testing.gitrepo import commit_all, git, make_repo
 
 
+def unpushed(path: Path, repo: Path) -> int:
+    return git_adapter.unpushed_commits(
+        path, git_adapter.work_state(path), git_adapter.default_base(repo)
+    )
+
+
 def test_remote_default_follows_origin_head_of_a_clone(tmp_path: Path) -> None:
     source = make_repo(tmp_path)
     git(source, "checkout", "-q", "-b", "trunk")
@@ -56,9 +62,9 @@ def test_work_state_sees_untracked_staged_and_ahead(tmp_path: Path) -> None:
     (repo / "new.txt").write_text("y\n")
     commit_all(repo, "two")
     assert git_adapter.work_state(repo) == git_adapter.WorkState(uncommitted=False, ahead=2)
-    assert git_adapter.unpushed_commits(repo, repo) == 2
+    assert unpushed(repo, repo) == 2
     git(repo, "push", "-q")
-    assert git_adapter.unpushed_commits(repo, repo) == 0
+    assert unpushed(repo, repo) == 0
 
 
 def test_unpushed_without_upstream_or_with_a_deleted_one(tmp_path: Path) -> None:
@@ -69,12 +75,12 @@ def test_unpushed_without_upstream_or_with_a_deleted_one(tmp_path: Path) -> None
     commit_all(worktree, "work")
     # No upstream: commits not on origin/main count.
     assert git_adapter.work_state(worktree).ahead is None
-    assert git_adapter.unpushed_commits(worktree, repo) == 1
+    assert unpushed(worktree, repo) == 1
     git(worktree, "push", "-q", "-u", "origin", "impl/x-M1")
-    assert git_adapter.unpushed_commits(worktree, repo) == 0
+    assert unpushed(worktree, repo) == 0
     # The branch is deleted on the remote (merged and cleaned up there): the
     # configured upstream is gone, so origin/main decides again.
     git(repo, "push", "-q", "origin", "--delete", "impl/x-M1")
     git(repo, "fetch", "-q", "--prune", "origin")
     assert git_adapter.work_state(worktree).ahead is None
-    assert git_adapter.unpushed_commits(worktree, repo) == 1
+    assert unpushed(worktree, repo) == 1

@@ -274,14 +274,17 @@ def count_commits(path: Path, base: str) -> int:
     return int(git("rev-list", "--count", f"{base}..HEAD", cwd=path).stdout.strip() or 0)
 
 
-def unpushed_commits(path: Path, repo: Path, state: WorkState | None = None) -> int:
+def default_base(repo: Path) -> str | None:
+    """What a branch without a usable upstream is compared with: the remote
+    default branch of ``repo``, else (no remote) its main checkout's branch."""
+    return remote_default_ref(repo) or current_branch(repo)
+
+
+def unpushed_commits(path: Path, state: WorkState, base: str | None) -> int:
     """Commits of the worktree at ``path`` that exist nowhere else: not on its
-    upstream, or without a usable one not on the remote default branch of
-    ``repo`` (without a remote: not on the main checkout's branch)."""
-    state = state or work_state(path)
+    upstream, or without a usable one not on ``base`` (see default_base)."""
     if state.ahead is not None:
         return state.ahead
-    base = remote_default_ref(repo) or current_branch(repo)
     if base is None:
         return 0
     return count_commits(path, base)

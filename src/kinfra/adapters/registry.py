@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -185,6 +184,8 @@ class Registry:
     def _set_claim(record: ProjectRecord, slot: SlotRecord, worktree: str, kind: str) -> SlotRecord:
         if slot.claimed_by == worktree:
             return slot
+        from datetime import UTC, datetime  # only claims need the clock
+
         now = datetime.now(UTC).strftime(CLAIMED_AT_FORMAT)
         updated = dataclasses.replace(slot, claimed_by=worktree, claimed_at=now, claim_kind=kind)
         record.slots[slot.slot_id] = updated

@@ -7,7 +7,6 @@ are errors too, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -366,6 +365,8 @@ def _parse_sandbox(t: _Table) -> SandboxSettings:
         raise t.error("heavy_slots", f"slot {min(both)} is also listed in standard_slots")
     bind = t.text("bind", "127.0.0.1")
     try:
+        import ipaddress  # only when a bind address is set
+
         ipaddress.ip_address(bind)
     except ValueError:
         raise t.error(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from kinfra.adapters import compose, git
 from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
 from kinfra.adapters.runner import CommandNotFoundError, stream
 from kinfra.adapters.statefile import atomic_write_text
+from kinfra.background import Background
 from kinfra.domain.config import Config, Profile
 from kinfra.domain.names import (
     WorktreeKind,
@@ -33,7 +33,6 @@ from kinfra.domain.names import (
     validate_lookup,
     validate_part,
 )
-from kinfra.domain.slotplan import env_file_values, plan_slot, render_env_file
 from kinfra.errors import (
     AmbiguousNameError,
     ComposeError,
@@ -382,6 +381,8 @@ def run_setup(config: Config, path: Path, output: Say) -> SetupOutcome | None:
 
 def write_worktree_env(config: Config, slot: SlotRecord, path: Path) -> None:
     """The worktree's own ``.env.sandbox``: which slot, ports and URLs it has."""
+    from kinfra.domain.slotplan import env_file_values, plan_slot, render_env_file
+
     plan = plan_slot(config, slot.slot_id)
     values = env_file_values(config, plan, slot.instance_id)
     values["KINFRA_WORKTREE"] = str(path)
@@ -633,18 +634,14 @@ def done(
 
     from kinfra.workflows.sessions import close_session
 
-    # The agent session ends alongside the removal (tmux and git are
-    # independent); close_session never raises for a missing tool or session.
-    closing = threading.Thread(target=close_session, args=(target.path,), daemon=True)
-    closing.start()
-    try:
-        if target.entry is not None:
-            git.remove_worktree(root, target.path, force=force or not target.exists)
-            result.removed = True
-        elif target.exists:
-            result.notes.append(f"{target.path} is not a git worktree; left in place")
-    finally:
-        closing.join()
+    # The agent session ends alongside the removal: tmux and git are independent.
+    closing = Background(close_session, target.path)
+    if target.entry is not None:
+        git.remove_worktree(root, target.path, force=force or not target.exists)
+        result.removed = True
+    elif target.exists:
+        result.notes.append(f"{target.path} is not a git worktree; left in place")
+    closing.result()
     # git listed the worktree on its branch, so the branch exists; else ask.
     on_branch = target.entry is not None and target.entry.branch == target.name.branch
     if not keep_branch and (on_branch or git.branch_exists(root, target.name.branch)):
@@ -658,14 +655,18 @@ def done(
 
 
 def _refuse_unsaved_work(root: Path, path: Path) -> None:
+    # The base matters only without an upstream; looking it up alongside the
+    # status costs nothing and saves a few ms when it does.
+    lookup = Background(git.default_base, root)
     state = git.work_state(path)
+    base = lookup.result()
     if state.uncommitted:
         raise WorktreeDirtyError(
             "Worktree has uncommitted changes. Commit or stash, then retry. "
             "Use --force to proceed anyway.",
             hint=f"see `git -C {path} status`",
         )
-    if git.unpushed_commits(path, root, state):
+    if git.unpushed_commits(path, state, base):
         raise WorktreeDirtyError(
             "Worktree has unpushed commits. Push first, then retry. Use --force to proceed anyway.",
             hint=f"git -C {path} push -u origin HEAD",
