@@ -28,7 +28,7 @@ from kinfra.interrupts import deferred_interrupts
 from kinfra.testing.dockerkit import compose_projects, unique_prefix
 from kinfra.testing.example import claims, kinfra, make_example_project
 from kinfra.testing.gitrepo import commit_all, git
-from kinfra.workflows.worktrees import _start_error
+from kinfra.workflows.worktree_create import _start_error
 
 
 def _worktree_paths(repo: Path) -> set[Path]:

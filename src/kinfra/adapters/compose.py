@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinfra.adapters.runner import CommandError, CommandNotFoundError, Result, run, stream
+from kinfra.adapters.runner import (
+    CommandError,
+    CommandNotFoundError,
+    Result,
+    installed,
+    run,
+    stream,
+)
 from kinfra.errors import ComposeError, DockerUnavailableError
 
 
@@ -90,7 +96,7 @@ def compose_program() -> list[str]:
     config file, context and DOCKER_* variables. Docker itself must still be
     installed: kinfra never uses a Compose that ``docker compose`` would not.
     """
-    if shutil.which("docker") is None:
+    if not installed("docker"):
         raise _not_installed()
     plugin = find_compose_plugin()
     return [str(plugin)] if plugin is not None else ["docker", "compose"]

@@ -54,6 +54,16 @@ class CommandNotFoundError(KinfraError):
         self.program = program
 
 
+def installed(program: str) -> bool:
+    """Whether ``program`` is an executable on PATH (shutil.which's question,
+    without importing shutil and its compression modules at every start)."""
+    for directory in os.get_exec_path():
+        candidate = os.path.join(directory, program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return True
+    return False
+
+
 def run(
     args: Sequence[str | Path],
     *,

@@ -4,12 +4,14 @@
   arguments; these carry one (as ``help_text``, so that click 8.5+ does not
   print a second section), shown in an "Arguments" section of ``--help``.
 - ``Group``: lists its commands in the order they were added, each with the
-  whole first paragraph of its help (click would cut it to fit one line).
+  whole first paragraph of its help (click would cut it to fit one line);
+  commands named in ``lazy`` are imported only when used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -46,13 +48,33 @@ class Command(click.Command):
 
 
 class Group(click.Group):
-    """Commands in the order they were added, with untruncated one-paragraph help."""
+    """Commands in the order they were added, with untruncated one-paragraph help.
+
+    ``lazy`` maps command names to ``"module:attribute"``, in the order help
+    lists them: a command's module is imported when the command is run (or
+    help lists it), so each start imports only the module it needs.
+    """
 
     command_class = Command
     group_class = type  # groups made with .group() are Groups too
 
+    def __init__(
+        self, name: str | None = None, lazy: Mapping[str, str] | None = None, **attrs: Any
+    ) -> None:
+        super().__init__(name, **attrs)
+        self.lazy = dict(lazy or {})
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []

@@ -175,10 +175,3 @@ def secrets_check_command(json_output: bool) -> None:
         )
     if any(s.state.value != "ok" for s in statuses):
         raise click.exceptions.Exit(1)
-
-
-def register(app: click.Group) -> None:
-    app.add_command(status_command)
-    app.add_command(env_command)
-    app.add_command(url_command)
-    app.add_command(init_shared_command)

@@ -15,16 +15,33 @@ from types import FrameType
 
 import click
 
-from kinfra.cli import everyday as everyday_cli
-from kinfra.cli import local_prod as local_prod_cli
-from kinfra.cli import orch as orch_cli
-from kinfra.cli import sandbox as sandbox_cli
-from kinfra.cli import worktree_cmds
 from kinfra.cli.clickutil import Command, Group
 from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Interrupted, KinfraError
 
+# Each command's module, in the order of `kinfra --help`. Only the module of
+# the command being run is imported, which keeps every start quick.
+COMMANDS = {
+    "spec": "kinfra.cli.worktree_cmds:spec_command",
+    "impl": "kinfra.cli.worktree_cmds:impl_command",
+    "done": "kinfra.cli.worktree_cmds:done_command",
+    "finish": "kinfra.cli.worktree_cmds:finish_command",
+    "complete": "kinfra.cli.worktree_cmds:complete_command",
+    "worktrees": "kinfra.cli.worktree_cmds:worktrees_command",
+    "doctor": "kinfra.cli.worktree_cmds:doctor_command",
+    "status": "kinfra.cli.everyday:status_command",
+    "env": "kinfra.cli.everyday:env_command",
+    "url": "kinfra.cli.everyday:url_command",
+    "init-shared": "kinfra.cli.everyday:init_shared_command",
+    "init": "kinfra.cli.main:init_command",
+    "sandbox": "kinfra.cli.sandbox:app",
+    "secrets": "kinfra.cli.everyday:secrets_app",
+    "local-prod": "kinfra.cli.local_prod:app",
+    "orch": "kinfra.cli.orch:app",
+}
+
 app = Group(
     "kinfra",
+    lazy=COMMANDS,
     help="Parallel git worktrees, each with its own docker-compose sandbox slot, "
     "and an orchestrator for headless coding agents.",
     no_args_is_help=True,
@@ -56,16 +73,6 @@ def init_command(dry_run: bool, compose_file: tuple[str, ...], name: str | None)
         render.ok(f"wrote {result.path}")
         for note in result.notes:
             render.note(note)
-
-
-# The order of `kinfra --help`: commands, then the groups.
-worktree_cmds.register(app)
-everyday_cli.register(app)
-app.add_command(init_command)
-app.add_command(sandbox_cli.app)
-app.add_command(everyday_cli.secrets_app)
-app.add_command(local_prod_cli.app)
-app.add_command(orch_cli.app)
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:

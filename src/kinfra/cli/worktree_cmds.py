@@ -16,7 +16,7 @@ PROFILES = ("light", "standard", "heavy")
 def spec_command(feature: str) -> None:
     """Create the spec worktree ../<prefix>-spec-<feature> and its design folder."""
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.worktrees import spec
+    from kinfra.workflows.worktree_create import spec
 
     result = spec(find_project(), feature)
     made = "created" if result.branch_created else "reused"
@@ -44,7 +44,7 @@ def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> 
     """Create an impl worktree, claim a sandbox slot and start its stack."""
     from kinfra.domain.config import Profile
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.worktrees import impl
+    from kinfra.workflows.worktree_create import impl
 
     def setup_line(line: str) -> None:
         render.plain(f"  setup │ {line}", err=True)
@@ -111,7 +111,7 @@ def done_command(name: str, force: bool, keep_branch: bool) -> None:
 def worktrees_command(json_output: bool) -> None:
     """List this repository's spec and impl worktrees and their sandboxes."""
     from kinfra.workflows.project import find_project
-    from kinfra.workflows.worktrees import list_worktrees
+    from kinfra.workflows.worktree_list import list_worktrees
 
     views = list_worktrees(find_project())
     if json_output:
@@ -182,11 +182,5 @@ def doctor_command(fix: bool, json_output: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-def register(app: click.Group) -> None:
-    app.add_command(spec_command)
-    app.add_command(impl_command)
-    app.add_command(done_command)
-    app.add_command(alias(done_command, "finish", help="Same as `kinfra done`."))
-    app.add_command(alias(done_command, "complete", help="Same as `kinfra done`."))
-    app.add_command(worktrees_command)
-    app.add_command(doctor_command)
+finish_command = alias(done_command, "finish", help="Same as `kinfra done`.")
+complete_command = alias(done_command, "complete", help="Same as `kinfra done`.")

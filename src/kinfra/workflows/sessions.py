@@ -8,11 +8,10 @@ never raises, so ``kinfra impl --session`` still succeeds.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from kinfra.adapters import tmux
-from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
+from kinfra.adapters.runner import CommandError, CommandNotFoundError, installed, run
 
 
 def session_name_for(worktree: Path) -> str:
@@ -24,7 +23,7 @@ def open_session(worktree: Path, command: str, socket: str | None = None) -> str
     """Start the worktree's session (idempotent). Returns a note for the user
     when nothing could be started, None when the session runs."""
     name = session_name_for(worktree)
-    if shutil.which("agent-deck") is not None:
+    if installed("agent-deck"):
         return _open_with_agent_deck(name, worktree, command)
     try:
         if tmux.has_session(name, socket):
@@ -52,7 +51,7 @@ def _open_with_agent_deck(name: str, worktree: Path, command: str) -> str | None
 def close_session(worktree: Path, socket: str | None = None) -> None:
     """End the worktree's session if there is one; absent tools are not an error."""
     name = session_name_for(worktree)
-    if shutil.which("agent-deck") is not None:
+    if installed("agent-deck"):
         for args in (["session", "stop", name], ["remove", name]):
             try:
                 run(["agent-deck", *args], check=False, timeout=60)
