@@ -258,13 +258,10 @@ def remote_default_ref(repo: Path) -> str | None:
     if found.get(base + "HEAD"):
         return found[base + "HEAD"]
     local = current_branch(repo)
+    if local and local not in ("main", "master") and ref_exists(repo, base + local):
+        return f"{remote}/{local}"
     for name in (local, "main", "master"):
-        if not name:
-            continue
-        known = base + name in found or (
-            name not in ("main", "master") and ref_exists(repo, base + name)
-        )
-        if known:
+        if name and base + name in found:
             return f"{remote}/{name}"
     return None
 

@@ -31,16 +31,10 @@ class Target:
     note: str | None = None  # something the user should know (a rewritten .env.sandbox)
 
 
-def resolve_slot_id(
-    project: Project, explicit: int | None, store: RegistryStore | None = None
-) -> int:
-    """An explicit --slot wins; otherwise the slot the current checkout claims."""
-    return resolve_target(project, explicit, store).slot_id
-
-
 def resolve_target(
     project: Project, explicit: int | None, store: RegistryStore | None = None
 ) -> Target:
+    """An explicit --slot wins; otherwise the slot the current checkout claims."""
     if explicit is not None:
         return Target(explicit, None)
     here = (project.here or project.root).resolve()
