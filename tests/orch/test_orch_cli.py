@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kinfra.orch.lock import read_lock
+from kinfra.adapters.lock import read_lock
 from kinfra.orch.process import group_alive
 from kinfra.paths import project_home
 

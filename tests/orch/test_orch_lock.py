@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kinfra.adapters.lock import (
+    RunLock,
+    _start_time_ps,
+    process_alive,
+    process_start_time,
+    read_lock,
+)
 from kinfra.errors import LockedError
-from kinfra.orch.lock import RunLock, _start_time_ps, process_alive, process_start_time, read_lock
 from kinfra.orch.runloop import RunOptions, run_plan
 from kinfra.paths import project_home
 

@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from kinfra.adapters.lock import lock_holder
 from kinfra.orch.context import RunContext, resolve_context, run_key
-from kinfra.orch.lock import lock_holder
 from kinfra.orch.plan import read_plan
 from kinfra.orch.state import RunState, load_state
 from kinfra.orch.telemetry import read_records

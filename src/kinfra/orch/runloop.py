@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kinfra.adapters import git
+from kinfra.adapters.lock import RunLock, process_alive, process_start_time
 from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.errors import (
@@ -36,7 +37,6 @@ from kinfra.errors import (
 from kinfra.orch.agents import make_agent
 from kinfra.orch.agents.base import Agent, AgentOutcome, AgentProgress, AgentRequest, AgentResult
 from kinfra.orch.context import RunContext, resolve_context, run_key
-from kinfra.orch.lock import RunLock, process_alive, process_start_time
 from kinfra.orch.plan import Plan, Task, read_plan
 from kinfra.orch.process import kill_stray_group
 from kinfra.orch.prompt import resume_prompt, task_prompt

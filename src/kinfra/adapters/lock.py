@@ -1,4 +1,5 @@
-"""One run per milestone: a lock file created atomically with O_EXCL.
+"""A lock file created atomically with O_EXCL: one orchestrator run per
+milestone, one deploy per target.
 
 The file holds the owner's pid, its process start time, the host and the run
 id. A lock whose process is gone (or whose pid was reused by another process,
@@ -87,9 +88,12 @@ class RunLock:
     """``with RunLock(path, run_id) as lock:`` — ``lock.took_over`` says whether a
     stale lock was replaced (and whose)."""
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(
+        self, path: Path, run_id: str, busy: str = "milestone is already being run"
+    ) -> None:
         self.path = path
         self.run_id = run_id
+        self.busy = busy  # how a refusal starts: "<busy> by kinfra pid N"
         self.took_over: LockInfo | None = None
         self._held = False
 
@@ -108,12 +112,12 @@ class RunLock:
         with file_lock(guard, what="run lock guard"):
             holder = read_lock(self.path)
             if holder is not None and not is_stale(holder, self.path):
-                raise _refusal(self.path, holder)
+                raise _refusal(self.path, holder, self.busy)
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             if not self._create():
                 holder = read_lock(self.path)
-                raise _refusal(self.path, holder)
+                raise _refusal(self.path, holder, self.busy)
             self.took_over = holder or LockInfo(0, None, "?", "?", 0.0)
 
     def _create(self) -> bool:
@@ -185,11 +189,11 @@ def lock_holder(path: Path) -> LockInfo | None:
     return info
 
 
-def _refusal(path: Path, holder: LockInfo | None) -> LockedError:
+def _refusal(path: Path, holder: LockInfo | None, busy: str) -> LockedError:
     if holder is None or holder.pid == 0:
-        return LockedError(f"another kinfra run is starting on this milestone ({path})")
+        return LockedError(f"{busy} by a kinfra process that is just starting ({path})")
     where = f" on {holder.host}" if holder.host != socket.gethostname() else ""
     return LockedError(
-        f"milestone is already being run by kinfra pid {holder.pid}{where} (run {holder.run_id})",
+        f"{busy} by kinfra pid {holder.pid}{where} (run {holder.run_id})",
         hint=f"wait for it, or stop it (kill {holder.pid}); the lock is {path}",
     )
