@@ -42,6 +42,9 @@ class AgentRequest:
     env: Mapping[str, str] = field(default_factory=dict)
     log_path: Path | None = None  # raw output goes here
     kill_grace: float = 5.0  # seconds per stage of INT -> TERM -> KILL
+    # A folder kinfra owns for the agent's own state (Claude Code's config dir,
+    # where its sessions live): the same for every attempt, so --resume finds them.
+    config_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -111,14 +114,16 @@ def run_agent_process(
     on_start: Callable[[int], None] | None,
     on_tick: Callable[[], None],
     stdin_text: str | None,
+    env: Mapping[str, str] | None = None,
 ) -> ProcessResult:
     """One attempt's process, with the request's limits: every adapter runs
-    its agent through here, so timeouts and logs behave the same for all."""
+    its agent through here, so timeouts and logs behave the same for all.
+    ``env`` replaces ``request.env`` (an adapter adding its own variables)."""
     return stream_process(
         argv,
         cwd=request.workdir,
         on_line=on_line,
-        env=request.env,
+        env=request.env if env is None else env,
         stdin_text=stdin_text,
         timeout=request.timeout,
         idle_timeout=request.idle_timeout,

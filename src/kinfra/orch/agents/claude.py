@@ -208,8 +208,12 @@ class ClaudeAgent:
                     on_session(stream.session_id)
                 progress()
 
+        env = dict(request.env)
+        if request.config_dir is not None:
+            request.config_dir.mkdir(parents=True, exist_ok=True)
+            env["CLAUDE_CONFIG_DIR"] = str(request.config_dir)
         proc = run_agent_process(
-            request, self.argv(request), on_line, on_start, progress, request.prompt
+            request, self.argv(request), on_line, on_start, progress, request.prompt, env
         )
         failure = process_failure(proc, request)
         result = stream.result or {}
