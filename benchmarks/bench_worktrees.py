@@ -93,9 +93,7 @@ def main() -> int:
     try:
         repo = make_example_project(workdir, prefix, pool_size=6, milestones=features)
         timed(kinfra("sandbox", "provision"), repo)
-        registry = json.loads((workdir / "home" / "registry.json").read_text())
-        slot1 = registry["projects"][prefix]["slots"]["1"]
-        slot_dir, project = Path(slot1["infrastructure_path"]), slot1["compose_project"]
+        slot_dir, project = workdir / "home" / prefix / "slot-1", f"{prefix}-slot-1"
 
         # Warm-up (image build, page cache): one of each, not measured.
         timed(kinfra("impl", f"f{pairs}/M1"), repo)

@@ -210,7 +210,7 @@ def test_a_non_string_secret_is_described_never_shown(
 
 def test_health_check_urls_bracket_an_ipv6_bind_address(tmp_path: Path) -> None:
     from kinfra.domain.config import parse_config
-    from kinfra.domain.slotplan import plan_slot
+    from kinfra.project import slot_of
     from kinfra.workflows.gate import check_target
 
     data = {
@@ -220,7 +220,7 @@ def test_health_check_urls_bracket_an_ipv6_bind_address(tmp_path: Path) -> None:
         "checks": [{"type": "http", "port": "api", "path": "/health"}],
     }
     config = parse_config(tmp_path / "kinfra.toml", data)
-    assert check_target(config.checks[0], plan_slot(config, 1)) == "http://[::1]:18001/health"
+    assert check_target(config.checks[0], slot_of(config, 1)) == "http://[::1]:18001/health"
     data["sandbox"] = {"bind": "::", "pool_size": 2}
     config = parse_config(tmp_path / "kinfra.toml", data)
-    assert check_target(config.checks[0], plan_slot(config, 1)) == "http://[::1]:18001/health"
+    assert check_target(config.checks[0], slot_of(config, 1)) == "http://[::1]:18001/health"

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from kinfra.adapters.registry import RegistryStore
+from kinfra.adapters.registry import ClaimKind, RegistryStore
 from kinfra.testing.example import claims, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import git
 
@@ -21,11 +21,11 @@ def _running(prefix: str) -> set[str]:
 
 def _start_outside_kinfra(repo: Path, home: Path, prefix: str, slot: int) -> None:
     """What a user running compose by hand does: the slot's files, no claim."""
-    record = registry(home)["projects"][prefix]["slots"][str(slot)]
-    directory = Path(record["infrastructure_path"])
+    assert str(slot) in registry(home)["projects"][prefix]["slots"]
+    directory = home / prefix / f"slot-{slot}"
     subprocess.run(
         [
-            "docker", "compose", "-p", record["compose_project"],
+            "docker", "compose", "-p", f"{prefix}-slot-{slot}",
             "--project-directory", str(repo),
             "--env-file", str(directory / ".env.sandbox"),
             "-f", str(repo / "docker-compose.yml"),
@@ -138,10 +138,11 @@ def test_doctor_fix_leaves_a_fresh_impl_claim_alone(
     starting = tmp_path / f"{docker_prefix}-impl-genome-M1"  # not created yet
     abandoned = tmp_path / f"{docker_prefix}-impl-old-M1"
     with RegistryStore().transaction() as reg:
-        reg.claim(docker_prefix, 1, starting, kind="impl")  # claimed_at: now
-        old = reg.claim(docker_prefix, 2, abandoned, kind="impl")
+        reg.claim(docker_prefix, 1, starting, kind=ClaimKind.IMPL)  # claimed at: now
+        old = reg.claim(docker_prefix, 2, abandoned, kind=ClaimKind.IMPL)
+        assert old.claim is not None
         reg.projects[docker_prefix].slots[2] = dataclasses.replace(
-            old, claimed_at="2020-01-01T00:00:00Z"
+            old, claim=dataclasses.replace(old.claim, at="2020-01-01T00:00:00Z")
         )
 
     report = kinfra(repo, "doctor", "--fix", "--json")

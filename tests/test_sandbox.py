@@ -20,7 +20,7 @@ import pytest
 
 from kinfra.domain import compose_yaml
 from kinfra.domain.config import load_config
-from kinfra.domain.slotplan import plan_slot
+from kinfra.project import slot_of
 from kinfra.testing import dockerkit
 from kinfra.testing.cli import kinfra
 from kinfra.testing.gitrepo import commit_all, git
@@ -192,7 +192,7 @@ def test_dependent_check_is_skipped_when_its_prerequisite_fails(shop: Path) -> N
     assert json.loads(status.stdout)["state"] == "degraded"
 
     cfg = load_config(shop / "kinfra.toml")
-    results = {r.name: r for r in run_checks(cfg, plan_slot(cfg, 1), lambda r: None)}
+    results = {r.name: r for r in run_checks(cfg, slot_of(cfg, 1), lambda r: None)}
     assert results["db"].outcome is Outcome.FAILED
     assert results["api"].outcome is Outcome.SKIPPED
     assert "needs db" in results["api"].detail
@@ -285,7 +285,7 @@ def test_provision_is_idempotent_and_never_touches_claimed_slots(shop: Path) -> 
     assert "claimed: untouched" in again.stdout and "refreshed" in again.stdout
     assert override.read_text() == before
     registry = json.loads((home / "registry.json").read_text())
-    assert registry["projects"][shop.name]["slots"]["2"]["claimed_by"] == str(shop.resolve())
+    assert registry["projects"][shop.name]["slots"]["2"]["claim"]["path"] == str(shop.resolve())
     # A slot running with no claim is reported by provision and by slots.
     subprocess.run(
         [sys.executable, "-c", _UNCLAIM.format(path=str(home / "registry.json"), name=shop.name)],

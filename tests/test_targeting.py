@@ -69,6 +69,6 @@ def test_released_worktree_is_told_to_reclaim(
 
 
 def test_env_file_name_is_shared() -> None:
-    from kinfra.workflows import slots, worktrees
+    from kinfra.workflows import slot_files, worktrees
 
-    assert worktrees.ENV_FILE == slots.ENV_FILE
+    assert worktrees.ENV_FILE == slot_files.ENV_FILE

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from kinfra.adapters.registry import RegistryStore, SlotRecord
+from kinfra.adapters.registry import Claim, ClaimKind, RegistryStore, SlotRecord
 from kinfra.adapters.statefile import file_lock
-from kinfra.domain.config import Profile
 from kinfra.domain.names import impl_name
 from kinfra.errors import Interrupted, SandboxStartError
 from kinfra.interrupts import deferred_interrupts
@@ -105,8 +104,8 @@ def test_done_releases_every_slot_the_worktree_claims(
     assert kinfra(repo, "impl", "genome/M1", "--no-sandbox").returncode == 0
     wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
     with RegistryStore().transaction() as reg:  # the registry file of this test's KINFRA_HOME
-        reg.claim(docker_prefix, 1, wt, kind="impl")
-        reg.claim(docker_prefix, 3, wt, kind="impl")
+        reg.claim(docker_prefix, 1, wt, kind=ClaimKind.IMPL)
+        reg.claim(docker_prefix, 3, wt, kind=ClaimKind.IMPL)
 
     result = kinfra(repo, "done", "genome-M1")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -220,7 +219,7 @@ def test_impl_over_a_claim_without_directory_says_so(
     assert kinfra(repo, "sandbox", "provision").returncode == 0
     wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
     with RegistryStore().transaction() as reg:  # an impl killed before its worktree existed
-        reg.claim(docker_prefix, 1, wt, kind="impl")
+        reg.claim(docker_prefix, 1, wt, kind=ClaimKind.IMPL)
 
     again = kinfra(repo, "impl", "genome/M1")
     assert again.returncode == 1
@@ -234,7 +233,7 @@ def test_impl_over_a_claim_without_directory_says_so(
 
 def test_failed_start_and_failed_stop_hint_points_at_a_real_recovery() -> None:
     name = impl_name("shop", "genome", "M1")
-    slot = SlotRecord(1, "/x", Profile.LIGHT, {}, {}, "shop-slot-1", "i", str(Path("/w")))
+    slot = SlotRecord(1, "i", claim=Claim(Path("/w"), ClaimKind.IMPL, "2026-01-01T00:00:00Z"))
     error = _start_error(SandboxStartError("Failed to start sandbox: boom."), name, slot, False)
     assert "slot 1 stays claimed" in error.message
     assert error.hint is not None

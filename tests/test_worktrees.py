@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from kinfra.domain.config import load_config
 from kinfra.testing.dockerkit import compose_projects
 from kinfra.testing.example import claims, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import commit_all, git
@@ -67,7 +68,7 @@ def test_full_cycle_impl_worktrees_serve_done(
     wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
     assert wt.is_dir() and "slot       1" in result.stdout
     assert claims(kinfra_home, docker_prefix)[1] == str(wt)
-    api_port = registry(kinfra_home)["projects"][docker_prefix]["slots"]["1"]["ports"]["api"]
+    api_port = load_config(repo / "kinfra.toml").port("api").host_port(1)
     env = (wt / ".env.sandbox").read_text()
     assert "SLOT_NUMBER=1" in env and f"API_PORT={api_port}" in env
 
@@ -342,10 +343,7 @@ def test_parallel_impls_get_distinct_slots(
     held = claims(kinfra_home, docker_prefix)
     expected = {str((tmp_path / f"{docker_prefix}-impl-f{i}-M1").resolve()) for i in ok}
     assert set(held.values()) == expected  # 6 distinct slots, one per worktree
-    ports = {
-        s["ports"]["db"] for s in registry(kinfra_home)["projects"][docker_prefix]["slots"].values()
-    }
-    assert len(ports) == 6
+    assert len(registry(kinfra_home)["projects"][docker_prefix]["slots"]) == 6
     assert sorted(compose_projects(docker_prefix)) == sorted(
         f"{docker_prefix}-slot-{n}" for n in range(1, 7)
     )

@@ -180,10 +180,9 @@ def _from_project(config: Config, where: str) -> Instance:
 
     record = RegistryStore().load().project(config.name)
     local_prod = record.local_prod if record is not None else None
-    if local_prod:
-        clone = local_prod.get("clone", "?")
+    if local_prod is not None:
         return _from_plan(
-            config, 0, "local-prod", f"{where}; using {config.name} local-prod ({clone})"
+            config, 0, "local-prod", f"{where}; using {config.name} local-prod ({local_prod.clone})"
         )
     return _from_plan(
         config, 0, "default", f"{where} and no local-prod is registered; using the base ports"
@@ -191,15 +190,16 @@ def _from_project(config: Config, where: str) -> Instance:
 
 
 def _from_plan(config: Config, slot_id: int, source: str, reason: str) -> Instance:
-    from kinfra.domain.slotplan import env_file_values, plan_slot
+    from kinfra.domain.slot import env_file_values
+    from kinfra.project import slot_of
 
     if slot_id < 0 or slot_id > config.sandbox.pool_size:
         raise KinfraError(
             f"slot {slot_id} is outside the pool of {config.name} (0..{config.sandbox.pool_size})"
         )
-    plan = plan_slot(config, slot_id)
-    urls = plan.urls(config)
-    variables = env_file_values(config, plan, "")
+    slot = slot_of(config, slot_id)
+    urls = slot.urls
+    variables = env_file_values(config, slot, "")
     variables.pop("KINFRA_INSTANCE_ID", None)
     if source == "default":
         # Base ports with no kinfra-managed instance behind them: no slot, no
@@ -208,13 +208,13 @@ def _from_plan(config: Config, slot_id: int, source: str, reason: str) -> Instan
             variables.pop(key, None)
     return Instance(
         url=_primary_url(urls),
-        ports=dict(plan.ports),
+        ports=dict(slot.ports),
         urls=urls,
         slot=None if source == "default" else slot_id,
         source=source,
         reason=reason,
         project=config.name,
-        compose_project=None if source == "default" else plan.compose_project,
+        compose_project=None if source == "default" else slot.compose_project,
         variables=variables,
     )
 
@@ -224,17 +224,17 @@ def _outside_projects(start: Path) -> Instance:
     from kinfra.domain.config import CONFIG_FILE, load_config
 
     projects = list(RegistryStore().load().projects.values())
-    with_local_prod = [p for p in projects if p.local_prod]
+    with_local_prod = [p for p in projects if p.local_prod is not None]
     where = f"{start} is not inside a kinfra project"
     if len(with_local_prod) == 1:
         record = with_local_prod[0]
-        clone = Path(str(record.local_prod.get("clone", record.root)))  # type: ignore[union-attr]
+        clone = record.local_prod.clone if record.local_prod is not None else record.root
         config = load_config(clone / CONFIG_FILE)
         return _from_plan(
             config, 0, "local-prod", f"{where}; using the only local-prod ({record.name}, {clone})"
         )
     if len(projects) == 1:
-        config = load_config(Path(projects[0].root) / CONFIG_FILE)
+        config = load_config(projects[0].root / CONFIG_FILE)
         return _from_plan(
             config,
             0,
@@ -252,7 +252,7 @@ def _outside_projects(start: Path) -> Instance:
 
 
 def _project_config(start: Path) -> Config | None:
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
 
     try:
         return find_project(start).config
@@ -261,7 +261,7 @@ def _project_config(start: Path) -> Config | None:
 
 
 def _read_env(path: Path) -> dict[str, str]:
-    from kinfra.domain.slotplan import parse_env_file
+    from kinfra.domain.slot import parse_env_file
 
     try:
         return parse_env_file(path.read_text(encoding="utf-8"))

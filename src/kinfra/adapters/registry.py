@@ -1,16 +1,27 @@
 """The machine-wide slot registry: ``$KINFRA_HOME/registry.json``.
 
 One file for every project on the machine, so two projects can never hand
-out the same host port or compose project name. All changes go through
-``RegistryStore.transaction()``: an OS lock, a fresh read, the change, an
-atomic write. ``generation`` counts committed transactions, which lets a test
-(or a curious user) prove no update was lost.
+out the same compose project name, and a port plan can see every other
+project. It keeps only what nothing else knows: which checkout owns a
+project, which slots are provisioned, their instance ids and last known
+status, the claims (who, what kind, since when), local-prod's registration
+and the memory queue. A slot's ports, compose project name, profile and
+directory are never stored: they derive from the project's config through
+``kinfra.domain.slot.Slot``, so no path can read a stale copy.
+
+All changes go through ``RegistryStore.transaction()``: an OS lock, a fresh
+read, the change, an atomic write. ``generation`` counts committed
+transactions, which lets a test (or a curious user) prove no update was lost.
+A file written by an older kinfra is read through ``_migrate`` and written
+back in the current format by the first transaction (the old file is kept
+next to it as ``registry.json.v<N>.bak``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,8 +38,8 @@ from kinfra.errors import (
 )
 from kinfra.paths import registry_path
 
-REGISTRY_VERSION = 1
-CLAIMED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # claimed_at, in UTC
+REGISTRY_VERSION = 2
+CLAIMED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every registry timestamp, in UTC
 
 
 class SlotStatus(str, Enum):
@@ -37,41 +48,97 @@ class SlotStatus(str, Enum):
     FAILED = "failed"  # last start or stop did not complete
 
 
+class ClaimKind(str, Enum):
+    IMPL = "impl"  # held by an impl worktree until `kinfra done`
+    MANUAL = "manual"  # taken by `kinfra sandbox up`, given back by `kinfra sandbox down`
+
+
+def normalize(path: Path | str) -> Path:
+    """The one form of a path the registry stores and compares: absolute,
+    symlinks resolved (a checkout reached through /tmp on macOS, or a linked
+    home, is the same claimant). Works for paths that do not exist yet."""
+    return Path(path).resolve()
+
+
+def utc_now() -> str:
+    from datetime import UTC, datetime  # only writers need the clock
+
+    return datetime.now(UTC).strftime(CLAIMED_AT_FORMAT)
+
+
+@dataclass(frozen=True)
+class Claim:
+    path: Path  # the claiming checkout, normalized
+    kind: ClaimKind
+    at: str  # CLAIMED_AT_FORMAT
+
+
 @dataclass(frozen=True)
 class SlotRecord:
+    """What the registry knows of one provisioned slot. Everything else about
+    the slot (ports, compose project, profile, directory) is its ``Slot``."""
+
     slot_id: int
-    infrastructure_path: str
-    profile: Profile
-    workers: dict[str, int]
-    ports: dict[str, int]
-    compose_project: str
     instance_id: str
-    claimed_by: str | None = None
-    claimed_at: str | None = None
-    # "impl": held by an impl worktree until `kinfra done`; "manual": taken by
-    # `kinfra sandbox up` for a directory, given back by `kinfra sandbox down`.
-    claim_kind: str | None = None
     status: SlotStatus = SlotStatus.STOPPED
+    claim: Claim | None = None
 
     @property
-    def directory(self) -> Path:
-        return Path(self.infrastructure_path)
+    def claimant(self) -> Path | None:
+        return self.claim.path if self.claim is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        claim = None
+        if self.claim is not None:
+            claim = {
+                "path": str(self.claim.path),
+                "kind": self.claim.kind.value,
+                "at": self.claim.at,
+            }
+        return {"instance_id": self.instance_id, "status": self.status.value, "claim": claim}
+
+
+@dataclass(frozen=True)
+class LocalProdRecord:
+    """local-prod's registration: the full clone it runs from (slot 0)."""
+
+    clone: Path
+    instance_id: str
+    registered_at: str
+    status: SlotStatus = SlotStatus.STOPPED
+    # `local-prod init` created the project record (no pool yet): destroy
+    # removes it again when no slots were provisioned since.
+    created_project_record: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data.pop("slot_id")
-        data["profile"] = self.profile.value
+        data["clone"] = str(self.clone)
         data["status"] = self.status.value
         return data
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """One `--wait` in the memory queue, served first come, first served."""
+
+    ticket: str
+    project: str
+    label: str  # what it waits to start: "impl genome/M1", "slot 3"
+    memory_mb: int  # what the slot it wants to start is expected to use
+    pid: int  # a waiter whose process is gone is dropped from the queue
+    since: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
 class ProjectRecord:
     name: str
-    root: str  # the main checkout that owns the project
-    prefix: str
+    root: Path  # the main checkout that owns the project's pool, normalized
+    prefix: str  # reserves <prefix>-slot-N compose names machine-wide
     slots: dict[int, SlotRecord] = field(default_factory=dict)
-    local_prod: dict[str, Any] | None = None
+    local_prod: LocalProdRecord | None = None
 
     def slot(self, slot_id: int) -> SlotRecord:
         try:
@@ -84,30 +151,35 @@ class ProjectRecord:
             ) from None
 
     def slot_claimed_by(self, worktree: Path | str) -> SlotRecord | None:
-        # Resolved on both sides: a checkout reached through a symlink (macOS
-        # /tmp, a linked home) is still the same claimant.
-        wanted = Path(worktree).resolve()
+        wanted = normalize(worktree)
         for record in self.slots.values():
-            if record.claimed_by is not None and Path(record.claimed_by).resolve() == wanted:
+            if record.claimant == wanted:
                 return record
         return None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "root": self.root,
+            "root": str(self.root),
             "prefix": self.prefix,
             "slots": {str(k): v.to_json() for k, v in sorted(self.slots.items())},
-            "local_prod": self.local_prod,
+            "local_prod": self.local_prod.to_json() if self.local_prod else None,
         }
 
 
 @dataclass
 class Registry:
     projects: dict[str, ProjectRecord] = field(default_factory=dict)
+    queue: list[Waiter] = field(default_factory=list)
     generation: int = 0
+    migrated_from: int | None = None  # the version of the file it was read from, when older
 
     def project(self, name: str) -> ProjectRecord | None:
         return self.projects.get(name)
+
+    def add_project(self, name: str, root: Path, prefix: str) -> ProjectRecord:
+        record = ProjectRecord(name=name, root=normalize(root), prefix=prefix)
+        self.projects[name] = record
+        return record
 
     def require_project(self, name: str) -> ProjectRecord:
         record = self.projects.get(name)
@@ -124,53 +196,62 @@ class Registry:
         self,
         project: str,
         worktree: Path | str,
+        profiles: dict[int, Profile],
         min_profile: Profile = Profile.LIGHT,
-        kind: str = "impl",
+        kind: ClaimKind = ClaimKind.IMPL,
     ) -> SlotRecord:
-        """Claim the lowest adequate free slot: lowest profile first, then lowest id."""
+        """Claim the lowest adequate free slot: lowest profile first, then lowest id.
+
+        ``profiles`` is each slot's profile, from the project's config: the
+        registry does not keep it.
+        """
         record = self.require_project(project)
         existing = record.slot_claimed_by(worktree)
         if existing is not None:
             return existing
-        free = [
-            s
-            for s in record.slots.values()
-            if s.claimed_by is None and s.profile.rank >= min_profile.rank
-        ]
+
+        def profile(slot: SlotRecord) -> Profile:
+            return profiles.get(slot.slot_id, Profile.LIGHT)
+
+        adequate = [s for s in record.slots.values() if profile(s).rank >= min_profile.rank]
+        free = [s for s in adequate if s.claim is None]
         if not free:
-            total = sum(1 for s in record.slots.values() if s.profile.rank >= min_profile.rank)
             qualifier = "" if min_profile is Profile.LIGHT else f" of profile {min_profile.value}+"
             raise SlotExhaustedError(
-                f"All {total} slots{qualifier} in use. "
+                f"All {len(adequate)} slots{qualifier} in use. "
                 "Run `kinfra worktrees` to see active worktrees.",
                 hint="finish one with `kinfra done <name>`, or grow the pool "
                 "([sandbox] pool_size, then `kinfra sandbox provision`)",
             )
-        chosen = min(free, key=lambda s: (s.profile.rank, s.slot_id))
-        return self._set_claim(record, chosen, str(worktree), kind)
+        chosen = min(free, key=lambda s: (profile(s).rank, s.slot_id))
+        return self._set_claim(record, chosen, normalize(worktree), kind)
 
     def claim(
-        self, project: str, slot_id: int, worktree: Path | str, kind: str = "impl"
+        self, project: str, slot_id: int, worktree: Path | str, kind: ClaimKind = ClaimKind.IMPL
     ) -> SlotRecord:
         record = self.require_project(project)
         slot = record.slot(slot_id)
-        if slot.claimed_by is not None and slot.claimed_by != str(worktree):
+        path = normalize(worktree)
+        if slot.claim is not None and slot.claim.path != path:
             raise SlotClaimedError(
-                f"Slot {slot_id} is claimed by {Path(slot.claimed_by).name}",
-                hint=f"claimed at {slot.claimed_at} by {slot.claimed_by}",
+                f"Slot {slot_id} is claimed by {slot.claim.path.name}",
+                hint=f"claimed at {slot.claim.at} by {slot.claim.path}",
             )
-        return self._set_claim(record, slot, str(worktree), kind)
+        return self._set_claim(record, slot, path, kind)
 
     def release(self, project: str, slot_id: int, claimant: Path | str | None = None) -> SlotRecord:
         """Drop a claim. With ``claimant``, only if that worktree still holds it."""
         record = self.require_project(project)
         slot = record.slot(slot_id)
-        if claimant is not None and slot.claimed_by not in (None, str(claimant)):
+        if (
+            claimant is not None
+            and slot.claim is not None
+            and slot.claim.path != normalize(claimant)
+        ):
             raise SlotClaimedError(
-                f"Slot {slot_id} is claimed by {Path(slot.claimed_by or '').name}, "
-                f"not by {Path(claimant).name}"
+                f"Slot {slot_id} is claimed by {slot.claim.path.name}, not by {Path(claimant).name}"
             )
-        updated = dataclasses.replace(slot, claimed_by=None, claimed_at=None, claim_kind=None)
+        updated = dataclasses.replace(slot, claim=None)
         record.slots[slot_id] = updated
         return updated
 
@@ -181,13 +262,12 @@ class Registry:
         return updated
 
     @staticmethod
-    def _set_claim(record: ProjectRecord, slot: SlotRecord, worktree: str, kind: str) -> SlotRecord:
-        if slot.claimed_by == worktree:
+    def _set_claim(
+        record: ProjectRecord, slot: SlotRecord, path: Path, kind: ClaimKind
+    ) -> SlotRecord:
+        if slot.claim is not None and slot.claim.path == path:
             return slot
-        from datetime import UTC, datetime  # only claims need the clock
-
-        now = datetime.now(UTC).strftime(CLAIMED_AT_FORMAT)
-        updated = dataclasses.replace(slot, claimed_by=worktree, claimed_at=now, claim_kind=kind)
+        updated = dataclasses.replace(slot, claim=Claim(path, kind, utc_now()))
         record.slots[slot.slot_id] = updated
         return updated
 
@@ -201,6 +281,7 @@ class Registry:
             "version": REGISTRY_VERSION,
             "generation": self.generation,
             "projects": {k: v.to_json() for k, v in sorted(self.projects.items())},
+            "queue": [w.to_json() for w in self.queue],
         }
 
 
@@ -210,7 +291,9 @@ class RegistryStore:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def load(self) -> Registry:
-        """A consistent snapshot (writes are atomic), for reading only."""
+        """A consistent snapshot (writes are atomic), for reading only. A file
+        from an older kinfra is migrated in memory; the file itself is
+        rewritten by the next transaction."""
         data = read_versioned_json(self.path, kind="registry", current_version=REGISTRY_VERSION)
         return Registry() if data is None else _parse_registry(self.path, data)
 
@@ -219,53 +302,147 @@ class RegistryStore:
         """Lock, read, let the caller change the registry, write it back.
 
         Nothing is written if the block raises, so a failed operation leaves
-        the registry exactly as it was.
+        the registry exactly as it was. A registry read from an older format
+        is written back in the current one even when the block changed
+        nothing: that is its migration, done once, under the lock.
         """
         with file_lock(self.lock_path, what="registry lock"):
             registry = self.load()
             before = registry.to_json()
             yield registry
             after = registry.to_json()
-            if after != before:
+            if after != before or registry.migrated_from is not None:
+                if registry.migrated_from is not None:
+                    self._keep_old_file(registry.migrated_from)
                 registry.generation += 1
                 atomic_write_json(self.path, registry.to_json())
 
+    def _keep_old_file(self, version: int) -> None:
+        backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
+        if not backup.exists():
+            with contextlib.suppress(OSError):
+                os.link(self.path, backup)  # the old bytes, before the rename replaces them
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def _corrupt(path: Path, where: str) -> StateFileError:
+    return StateFileError(
+        f"registry {path} is corrupt ({where})",
+        hint=f"kinfra left it untouched; repair it by hand or move it aside "
+        f"(mv {path} {path}.bad) and run `kinfra sandbox provision` again",
+    )
+
 
 def _parse_registry(path: Path, data: dict[str, Any]) -> Registry:
-    def corrupt(where: str) -> StateFileError:
-        return StateFileError(
-            f"registry {path} is corrupt ({where})",
-            hint=f"kinfra left it untouched; repair it by hand or move it aside "
-            f"(mv {path} {path}.bad) and run `kinfra sandbox provision` again",
-        )
-
+    version = int(data["version"])
     try:
-        projects: dict[str, ProjectRecord] = {}
-        for name, pdata in data.get("projects", {}).items():
-            slots: dict[int, SlotRecord] = {}
-            for key, s in pdata["slots"].items():
-                slot_id = int(key)
-                slots[slot_id] = SlotRecord(
-                    slot_id=slot_id,
-                    infrastructure_path=str(s["infrastructure_path"]),
-                    profile=Profile(s["profile"]),
-                    workers={str(k): int(v) for k, v in s["workers"].items()},
-                    ports={str(k): int(v) for k, v in s["ports"].items()},
-                    compose_project=str(s["compose_project"]),
-                    instance_id=str(s["instance_id"]),
-                    claimed_by=s.get("claimed_by"),
-                    claimed_at=s.get("claimed_at"),
-                    claim_kind=s.get("claim_kind"),
-                    status=SlotStatus(s.get("status", "stopped")),
-                )
-            projects[name] = ProjectRecord(
-                name=name,
-                root=str(pdata["root"]),
-                prefix=str(pdata["prefix"]),
-                slots=slots,
-                local_prod=pdata.get("local_prod"),
-            )
+        if version < REGISTRY_VERSION:
+            data = _migrate(data, version)
+        projects = {name: _parse_project(name, p) for name, p in data["projects"].items()}
+        queue = [_parse_waiter(w) for w in data.get("queue", [])]
         generation = int(data.get("generation", 0))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise corrupt(f"unexpected content: {exc!r}") from exc
-    return Registry(projects=projects, generation=generation)
+        raise _corrupt(path, f"unexpected content: {exc!r}") from exc
+    migrated = version if version < REGISTRY_VERSION else None
+    return Registry(projects=projects, queue=queue, generation=generation, migrated_from=migrated)
+
+
+def _parse_project(name: str, data: dict[str, Any]) -> ProjectRecord:
+    slots = {int(key): _parse_slot(int(key), s) for key, s in data["slots"].items()}
+    local_prod = data.get("local_prod")
+    return ProjectRecord(
+        name=name,
+        root=Path(str(data["root"])),
+        prefix=str(data["prefix"]),
+        slots=slots,
+        local_prod=_parse_local_prod(local_prod) if local_prod else None,
+    )
+
+
+def _parse_slot(slot_id: int, data: dict[str, Any]) -> SlotRecord:
+    claim = data.get("claim")
+    return SlotRecord(
+        slot_id=slot_id,
+        instance_id=str(data["instance_id"]),
+        status=SlotStatus(data.get("status", "stopped")),
+        claim=None
+        if claim is None
+        else Claim(Path(str(claim["path"])), ClaimKind(claim["kind"]), str(claim["at"])),
+    )
+
+
+def _parse_local_prod(data: dict[str, Any]) -> LocalProdRecord:
+    return LocalProdRecord(
+        clone=Path(str(data["clone"])),
+        instance_id=str(data["instance_id"]),
+        registered_at=str(data.get("registered_at", "")),
+        status=SlotStatus(data.get("status", "stopped")),
+        created_project_record=bool(data.get("created_project_record", False)),
+    )
+
+
+def _parse_waiter(data: dict[str, Any]) -> Waiter:
+    return Waiter(
+        ticket=str(data["ticket"]),
+        project=str(data["project"]),
+        label=str(data["label"]),
+        memory_mb=int(data["memory_mb"]),
+        pid=int(data["pid"]),
+        since=str(data["since"]),
+    )
+
+
+# --- older formats ---------------------------------------------------------------
+
+
+def _migrate(data: dict[str, Any], version: int) -> dict[str, Any]:
+    """An older file's content in the current format (pure; nothing written)."""
+    if version == 1:
+        data = _from_v1(data)
+    return data
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 stored each slot's ports, compose project, profile, workers and
+    directory (stale copies once kinfra.toml changed), claims as three flat
+    fields, and local-prod as a free-form dict. v2 keeps only what the
+    registry alone knows; claims without a kind were impl claims."""
+    projects: dict[str, Any] = {}
+    for name, project in data.get("projects", {}).items():
+        slots = {}
+        for key, slot in project["slots"].items():
+            claim = None
+            if slot.get("claimed_by"):
+                claim = {
+                    "path": str(normalize(slot["claimed_by"])),
+                    "kind": slot.get("claim_kind") or ClaimKind.IMPL.value,
+                    "at": slot.get("claimed_at") or "",
+                }
+            slots[key] = {
+                "instance_id": slot["instance_id"],
+                "status": slot.get("status", "stopped"),
+                "claim": claim,
+            }
+        local_prod = project.get("local_prod")
+        if local_prod:
+            local_prod = {
+                "clone": str(normalize(local_prod["clone"])),
+                "instance_id": local_prod["instance_id"],
+                "registered_at": local_prod.get("registered_at", ""),
+                "status": local_prod.get("status", "stopped"),
+                "created_project_record": bool(local_prod.get("created_project_record")),
+            }
+        projects[name] = {
+            "root": str(normalize(project["root"])),
+            "prefix": project["prefix"],
+            "slots": slots,
+            "local_prod": local_prod or None,
+        }
+    return {
+        "version": REGISTRY_VERSION,
+        "generation": data.get("generation", 0),
+        "projects": projects,
+        "queue": [],
+    }

@@ -27,7 +27,7 @@ from enum import Enum
 from pathlib import Path
 
 from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
-from kinfra.domain.slotplan import parse_env_file
+from kinfra.domain.slot import parse_env_file
 from kinfra.errors import SecretError
 from kinfra.paths import SECRETS_FILE as SECRETS_FILE
 

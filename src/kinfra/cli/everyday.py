@@ -131,7 +131,7 @@ def url_command(name: str | None, url: str | None, port: int | None, slot: int |
 @click.option("--minimal", is_flag=True, help="Create empty dirs only.")
 def init_shared_command(source: Path | None, minimal: bool) -> None:
     """Create $KINFRA_HOME/<project>/shared/ with the shared dirs of kinfra.toml; never deletes data."""
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
     from kinfra.workflows.shared import init_shared
 
     report = init_shared(find_project().config, source, minimal)

@@ -24,7 +24,7 @@ def init_command() -> None:
 
     lp = init()
     render.ok(f"local-prod of {lp.project} registered: {lp.clone}")
-    for name, url in lp.plan.urls(lp.config).items():
+    for name, url in lp.slot.urls.items():
         render.out(f"  {name:<8} {url}")
     render.out("start it with `kinfra local-prod up`")
 
@@ -62,7 +62,7 @@ def status_command(json_output: bool) -> None:
             {
                 "project": lp.project,
                 "clone": str(lp.clone),
-                "compose_project": lp.plan.compose_project,
+                "compose_project": lp.slot.compose_project,
                 "state": report.state,
                 "containers": [
                     {"name": c.name, "service": c.service, "state": c.state, "health": c.health}
@@ -72,7 +72,7 @@ def status_command(json_output: bool) -> None:
             }
         )
         return
-    render.out(f"local-prod of {lp.project} ({lp.plan.compose_project}): {report.state}")
+    render.out(f"local-prod of {lp.project} ({lp.slot.compose_project}): {report.state}")
     render.out(f"  clone    {lp.clone}")
     render.containers_and_urls(report.containers, report.urls)
 

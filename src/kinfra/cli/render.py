@@ -72,7 +72,7 @@ def containers_and_urls(containers: Sequence[Any], urls: Mapping[str, str]) -> N
 def progress() -> Any:
     """Progress callbacks for a slot start: phase lines always, compose's own
     output as one transient line when stderr is a terminal."""
-    from kinfra.workflows.slots import Progress
+    from kinfra.workflows.start import Progress
 
     tty = sys.stderr.isatty()
 

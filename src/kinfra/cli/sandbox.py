@@ -30,22 +30,24 @@ def _target_slot(project: Any, explicit: int | None) -> int:
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 def provision_command(count: int | None, dry_run: bool) -> None:
     """Create (or refresh) the project's slots under $KINFRA_HOME/<project>/."""
-    from kinfra.workflows.project import find_project
-    from kinfra.workflows.slots import provision
+    from kinfra.project import find_project
+    from kinfra.workflows.provision import provision
 
     project = find_project()
     report = provision(project, count=count, dry_run=dry_run)
     rows = []
-    for plan in report.plans:
-        if plan.slot_id in report.created:
+    for slot in report.slots:
+        if slot.slot_id in report.created:
             action = "would create" if dry_run else "created"
-        elif plan.slot_id in report.kept_claimed:
+        elif slot.slot_id in report.kept_claimed:
             action = "claimed: untouched"
         else:
             action = "would refresh" if dry_run else "refreshed"
-        ports = " ".join(f"{k}:{v}" for k, v in plan.ports.items())
-        rows.append([str(plan.slot_id), plan.profile.value, plan.compose_project, ports, action])
+        ports = " ".join(f"{k}:{v}" for k, v in slot.ports.items())
+        rows.append([str(slot.slot_id), slot.profile.value, slot.compose_project, ports, action])
     render.table(["slot", "profile", "compose project", "ports", "action"], rows)
+    for note in report.notes:
+        render.note(note)
     for slot_id in report.beyond_count:
         render.note(f"slot {slot_id} exists beyond --count and was left as it is")
     for slot_id in report.running_unclaimed:
@@ -64,7 +66,7 @@ def provision_command(count: int | None, dry_run: bool) -> None:
 )
 def up_command(slot: int | None, code_dir: Path | None) -> None:
     """Start a slot's stack and wait for the startability gate; print its URLs."""
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
     from kinfra.workflows.targeting import sandbox_up
 
     project = find_project()
@@ -85,14 +87,14 @@ def up_command(slot: int | None, code_dir: Path | None) -> None:
 @click.option("--volumes", is_flag=True, help="Also delete the slot's named volumes.")
 def down_command(slot: int | None, volumes: bool) -> None:
     """Stop a slot's containers (volumes are kept unless --volumes)."""
+    from kinfra.project import find_project
     from kinfra.workflows.pool import stop_slot
-    from kinfra.workflows.project import find_project
 
     project = find_project()
     slot_id = _target_slot(project, slot)
     record = stop_slot(project, slot_id, volumes=volumes)
     kept = "volumes removed" if volumes else "volumes kept"
-    claim = f"still claimed by {record.claimed_by}" if record.claimed_by else "released"
+    claim = f"still claimed by {record.claimant}" if record.claimant else "released"
     render.ok(f"slot {slot_id} stopped ({kept}; {claim})")
 
 
@@ -101,31 +103,32 @@ def down_command(slot: int | None, volumes: bool) -> None:
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 def status_command(slot: int | None, json_output: bool) -> None:
     """Show a slot's containers, their health, and its URLs."""
-    from kinfra.workflows.project import find_project
-    from kinfra.workflows.slots import slot_status
+    from kinfra.project import find_project
+    from kinfra.workflows.pool import slot_status
 
     project = find_project()
     report = slot_status(project, _target_slot(project, slot))
+    claimant = report.record.claimant
     if json_output:
         render.print_json(
             {
                 "slot": report.slot.slot_id,
                 "compose_project": report.slot.compose_project,
                 "state": report.state,
-                "claimed_by": report.slot.claimed_by,
+                "claimed_by": str(claimant) if claimant else None,
                 "containers": [
                     {"name": c.name, "service": c.service, "state": c.state, "health": c.health}
                     for c in report.containers
                 ],
-                "urls": report.urls,
+                "urls": report.slot.urls,
             }
         )
         return
     render.out(
         f"slot {report.slot.slot_id} ({report.slot.compose_project}, {report.slot.profile.value}): "
-        f"{report.state}; claimed by {report.slot.claimed_by or 'nobody'}"
+        f"{report.state}; claimed by {claimant or 'nobody'}"
     )
-    render.containers_and_urls(report.containers, report.urls)
+    render.containers_and_urls(report.containers, report.slot.urls)
 
 
 @app.command("logs")
@@ -139,12 +142,12 @@ def logs_command(
     """Show a slot's container logs."""
     from kinfra.adapters import compose
     from kinfra.adapters.registry import RegistryStore
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
 
     project = find_project()
     slot_id = _target_slot(project, slot)
-    record = RegistryStore().load().require_project(project.name).slot(slot_id)
-    code = compose.logs(record.compose_project, list(services), follow, tail)
+    RegistryStore().load().require_project(project.name).slot(slot_id)  # provisioned
+    code = compose.logs(project.slot(slot_id).compose_project, list(services), follow, tail)
     raise click.exceptions.Exit(code)
 
 
@@ -152,8 +155,8 @@ def logs_command(
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 def slots_command(json_output: bool) -> None:
     """List the project's slots: profile, ports, claimant and live status."""
+    from kinfra.project import find_project
     from kinfra.workflows.pool import list_slots
-    from kinfra.workflows.project import find_project
 
     project = find_project()
     views, note = list_slots(project)
@@ -164,10 +167,10 @@ def slots_command(json_output: bool) -> None:
                     "slot": v.slot.slot_id,
                     "profile": v.slot.profile.value,
                     "memory": project.config.profiles[v.slot.profile].memory,
-                    "ports": v.slot.ports,
+                    "ports": dict(v.slot.ports),
                     "compose_project": v.slot.compose_project,
-                    "claimed_by": v.slot.claimed_by,
-                    "claimed_at": v.slot.claimed_at,
+                    "claimed_by": str(v.record.claim.path) if v.record.claim else None,
+                    "claimed_at": v.record.claim.at if v.record.claim else None,
                     "status": v.live,
                 }
                 for v in views
@@ -182,7 +185,7 @@ def slots_command(json_output: bool) -> None:
                 v.slot.profile.value,
                 project.config.profiles[v.slot.profile].memory,
                 " ".join(f"{k}:{p}" for k, p in v.slot.ports.items()),
-                Path(v.slot.claimed_by).name if v.slot.claimed_by else "-",
+                v.record.claim.path.name if v.record.claim else "-",
                 v.live,
             ]
             for v in views
@@ -192,7 +195,7 @@ def slots_command(json_output: bool) -> None:
     if note:
         render.note(note)
     for v in views:
-        if v.running and v.slot.claimed_by is None:
+        if v.running and v.record.claim is None:
             render.warn(
                 f"slot {v.slot.slot_id} is running but unclaimed; stop it with "
                 f"`kinfra sandbox down --slot {v.slot.slot_id}`"
@@ -206,8 +209,8 @@ def shell_command(service: str | None, slot: int | None) -> None:
     """Open a shell (bash, else sh) in a service of the slot."""
     import sys
 
+    from kinfra.project import find_project
     from kinfra.workflows.everyday import shell_in_slot
-    from kinfra.workflows.project import find_project
 
     project = find_project()
     code = shell_in_slot(project, _target_slot(project, slot), service, sys.stdin.isatty())
@@ -222,8 +225,8 @@ def exec_command(service: str, command: tuple[str, ...], slot: int | None) -> No
     """Run a command in a service of the slot: kinfra sandbox exec backend -- ls /app."""
     import sys
 
+    from kinfra.project import find_project
     from kinfra.workflows.everyday import exec_in_slot
-    from kinfra.workflows.project import find_project
 
     project = find_project()
     code = exec_in_slot(

@@ -15,7 +15,7 @@ PROFILES = ("light", "standard", "heavy")
 @argument("feature", help="Feature name, e.g. genome.")
 def spec_command(feature: str) -> None:
     """Create the spec worktree ../<prefix>-spec-<feature> and its design folder."""
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
     from kinfra.workflows.worktree_create import spec
 
     result = spec(find_project(), feature)
@@ -43,7 +43,7 @@ def spec_command(feature: str) -> None:
 def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> None:
     """Create an impl worktree, claim a sandbox slot and start its stack."""
     from kinfra.domain.config import Profile
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
     from kinfra.workflows.worktree_create import impl
 
     def setup_line(line: str) -> None:
@@ -90,7 +90,7 @@ def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> 
 @click.option("--keep-branch", is_flag=True, help="Never delete the branch.")
 def done_command(name: str, force: bool, keep_branch: bool) -> None:
     """Stop the worktree's stack (volumes kept), release its slot, remove the worktree."""
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
     from kinfra.workflows.worktrees import done
 
     result = done(find_project(), name, force=force, keep_branch=keep_branch)
@@ -110,7 +110,7 @@ def done_command(name: str, force: bool, keep_branch: bool) -> None:
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 def worktrees_command(json_output: bool) -> None:
     """List this repository's spec and impl worktrees and their sandboxes."""
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
     from kinfra.workflows.worktree_list import list_worktrees
 
     views = list_worktrees(find_project())
@@ -162,8 +162,8 @@ def worktrees_command(json_output: bool) -> None:
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 def doctor_command(fix: bool, json_output: bool) -> None:
     """Compare the registry, git's worktrees and Docker's compose projects."""
+    from kinfra.project import find_project
     from kinfra.workflows.doctor import doctor
-    from kinfra.workflows.project import find_project
 
     report = doctor(find_project(), fix=fix)
     if json_output:

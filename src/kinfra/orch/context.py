@@ -67,7 +67,7 @@ def project_name_for(folder: str) -> str:
 
 def resolve_context(workdir: Path | None = None) -> RunContext:
     """The context of a run in ``workdir`` (default: the current directory's checkout)."""
-    from kinfra.workflows.project import find_project
+    from kinfra.project import find_project
 
     start = (workdir or Path.cwd()).resolve()
     if not start.is_dir():
@@ -94,7 +94,7 @@ def read_slot_env(workdir: Path) -> dict[str, str]:
     ``.env.sandbox``, found the way ``kinfra.detect`` finds it. Only that
     source: the agent is never pointed at local-prod or the base ports."""
     from kinfra.detect import find_env_file
-    from kinfra.domain.slotplan import parse_env_file
+    from kinfra.domain.slot import parse_env_file
 
     path = find_env_file(workdir)
     if path is None:

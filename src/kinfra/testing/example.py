@@ -149,4 +149,4 @@ def registry(home: Path) -> dict[str, Any]:
 def claims(home: Path, project: str) -> dict[int, str | None]:
     """slot id -> claimant path (or None) for ``project``."""
     slots = registry(home)["projects"][project]["slots"]
-    return {int(k): v.get("claimed_by") for k, v in slots.items()}
+    return {int(k): (v["claim"] or {}).get("path") for k, v in slots.items()}

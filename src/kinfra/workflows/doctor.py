@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from kinfra.adapters import compose, git
-from kinfra.adapters.registry import CLAIMED_AT_FORMAT, ProjectRecord, RegistryStore, SlotRecord
+from kinfra.adapters.registry import (
+    CLAIMED_AT_FORMAT,
+    ClaimKind,
+    ProjectRecord,
+    RegistryStore,
+    SlotRecord,
+)
+from kinfra.domain.slot import compose_project_name
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
+from kinfra.project import Project
 from kinfra.workflows.pool import stop_slot
-from kinfra.workflows.project import Project
 from kinfra.workflows.worktrees import owns_record
 
 
@@ -95,10 +102,10 @@ def _note_foreign_claims(record: ProjectRecord, report: DoctorReport) -> None:
         "run `kinfra doctor` there to check them"
     )
     for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
-        if slot.claimed_by is not None:
+        if slot.claim is not None:
             report.notes.append(
                 f"slot {slot.slot_id} is held by another checkout ({record.root}): "
-                f"claimed by {slot.claimed_by}; left alone"
+                f"claimed by {slot.claim.path}; left alone"
             )
 
 
@@ -110,8 +117,8 @@ def _live(report: DoctorReport) -> dict[str, str] | None:
         return None
 
 
-def _running(live: dict[str, str] | None, slot: SlotRecord) -> bool:
-    return live is not None and live.get(slot.compose_project, "").startswith("running")
+def _running(live: dict[str, str] | None, compose_project: str) -> bool:
+    return live is not None and live.get(compose_project, "").startswith("running")
 
 
 def _check_slots(
@@ -126,11 +133,12 @@ def _check_slots(
     known = {e.path.resolve() for e in entries if not e.prunable}
     listed = {e.path.resolve() for e in entries}  # prunable too: git made them once
     for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
-        if slot.claimed_by is not None:
-            claimant = Path(slot.claimed_by)
+        compose_project = project.slot(slot.slot_id).compose_project
+        if slot.claim is not None:
+            claimant = slot.claim.path
             gone = not claimant.is_dir()
-            forgotten = slot.claim_kind == "impl" and claimant.resolve() not in known
-            creating = claimant.resolve() not in listed and _fresh_impl_claim(slot)
+            forgotten = slot.claim.kind is ClaimKind.IMPL and claimant not in known
+            creating = claimant not in listed and _fresh_impl_claim(slot)
             if (gone or forgotten) and creating:
                 # `kinfra impl` claims first and creates the worktree after a
                 # fetch: its claim is not stale, and stopping it would pull
@@ -139,7 +147,7 @@ def _check_slots(
                 report.findings.append(
                     Finding(
                         FindingKind.IMPL_IN_PROGRESS,
-                        f"slot {slot.slot_id} was claimed for {claimant} at {slot.claimed_at} "
+                        f"slot {slot.slot_id} was claimed for {claimant} at {slot.claim.at} "
                         "by a `kinfra impl` that has not finished creating it; left alone",
                         f"run `kinfra doctor` again in {IMPL_GRACE_SECONDS // 60} minutes",
                         slot.slot_id,
@@ -156,7 +164,7 @@ def _check_slots(
                 if fix:
                     finding.fixed = _stop_and_release(project, slot, store, finding)
                 report.findings.append(finding)
-            elif live is not None and not _running(live, slot):
+            elif live is not None and not _running(live, compose_project):
                 report.findings.append(
                     Finding(
                         FindingKind.CLAIMED_DOWN,
@@ -166,10 +174,10 @@ def _check_slots(
                         slot.slot_id,
                     )
                 )
-        elif _running(live, slot):
+        elif _running(live, compose_project):
             finding = Finding(
                 FindingKind.RUNNING_UNCLAIMED,
-                f"slot {slot.slot_id} ({slot.compose_project}) is running with no claim",
+                f"slot {slot.slot_id} ({compose_project}) is running with no claim",
                 "`kinfra doctor --fix` stops it (volumes kept)",
                 slot.slot_id,
             )
@@ -184,10 +192,10 @@ IMPL_GRACE_SECONDS = 120
 def _fresh_impl_claim(slot: SlotRecord, now: datetime | None = None) -> bool:
     """An impl claim younger than IMPL_GRACE_SECONDS: its `kinfra impl` may
     still be fetching. An unreadable time counts as old."""
-    if slot.claim_kind != "impl" or not slot.claimed_at:
+    if slot.claim is None or slot.claim.kind is not ClaimKind.IMPL or not slot.claim.at:
         return False
     try:
-        claimed = datetime.strptime(slot.claimed_at, CLAIMED_AT_FORMAT).replace(tzinfo=UTC)
+        claimed = datetime.strptime(slot.claim.at, CLAIMED_AT_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return False
     age = ((now or datetime.now(UTC)) - claimed).total_seconds()
@@ -212,7 +220,8 @@ def _stop_and_release(
         return "failed"
     from kinfra.workflows.worktrees import release_slot
 
-    release_slot(project, slot, Path(slot.claimed_by or ""), store)
+    if slot.claim is not None:
+        release_slot(project, slot, slot.claim.path, store)
     return "fixed"
 
 
@@ -225,8 +234,12 @@ def _check_unknown(
 ) -> None:
     """Compose projects named like this project's slots that the registry lacks."""
     pattern = re.compile(rf"^{re.escape(project.config.prefix)}-slot-\d+$")
-    ours = {s.compose_project for s in record.slots.values()}
-    others = {s.compose_project for p, s in store.load().all_slots() if p.name != project.name}
+    ours = {project.slot(s).compose_project for s in record.slots}
+    others = {
+        compose_project_name(p.prefix, s.slot_id)
+        for p, s in store.load().all_slots()
+        if p.name != project.name
+    }
     for name, status in sorted(live.items()):
         if pattern.match(name) and name not in ours and name not in others:
             report.findings.append(

@@ -12,7 +12,7 @@ from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
 from kinfra.detect import Instance, detect
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
-from kinfra.workflows.project import Project, find_project
+from kinfra.project import Project, find_project
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def default_service(project: Project) -> str:
 def _compose_project(project: Project, slot_id: int) -> str:
     from kinfra.adapters.registry import RegistryStore
 
-    return RegistryStore().load().require_project(project.name).slot(slot_id).compose_project
+    RegistryStore().load().require_project(project.name).slot(slot_id)  # provisioned
+    return project.slot(slot_id).compose_project
 
 
 def exec_in_slot(

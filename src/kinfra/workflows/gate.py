@@ -1,19 +1,21 @@
 """The startability gate: what must hold before a slot counts as up.
 
-Containers running and healthy is compose's job (``up --wait``); this runs
-the configured HTTP/TCP checks afterwards, each within its own time budget,
-skipping a check whose prerequisite failed.
+Containers running and healthy is compose's job (``up --wait``); this checks
+what compose cannot: each worker service runs as many replicas as the
+slot's profile says, and the configured HTTP/TCP checks pass, each within
+its own time budget, skipping a check whose prerequisite failed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from kinfra.adapters import netcheck
+from kinfra.adapters import compose, netcheck
 from kinfra.domain.config import CheckType, Config, HealthCheck
-from kinfra.domain.slotplan import SlotPlan
+from kinfra.domain.slot import Slot
 
 
 class Outcome(str, Enum):
@@ -31,26 +33,33 @@ class CheckResult:
     seconds: float
 
 
-def check_target(check: HealthCheck, plan: SlotPlan) -> str:
-    port = plan.ports[check.port]
+def run_gate(
+    config: Config, slot: Slot, on_result: Callable[[CheckResult], None]
+) -> list[CheckResult]:
+    """Every gate step after ``up --wait``: the workers, then the checks."""
+    return worker_checks(slot, on_result) + run_checks(config, slot, on_result)
+
+
+def check_target(check: HealthCheck, slot: Slot) -> str:
+    port = slot.ports[check.port]
     if check.type is CheckType.HTTP:
-        return f"http://{plan.check_netloc_host}:{port}{check.path}"
-    return f"{plan.check_netloc_host}:{port}"
+        return f"http://{slot.check_netloc_host}:{port}{check.path}"
+    return f"{slot.check_netloc_host}:{port}"
 
 
 def run_checks(
-    config: Config, plan: SlotPlan, on_result: Callable[[CheckResult], None]
+    config: Config, slot: Slot, on_result: Callable[[CheckResult], None]
 ) -> list[CheckResult]:
     results: dict[str, CheckResult] = {}
     for check in config.checks:
-        target = check_target(check, plan)
+        target = check_target(check, slot)
         blocked = [n for n in check.needs if results[n].outcome is not Outcome.PASSED]
         if blocked:
             result = CheckResult(
                 check.name, target, Outcome.SKIPPED, f"needs {', '.join(blocked)}", 0.0
             )
         else:
-            probe = _probe_for(check, plan, target)
+            probe = _probe_for(check, slot, target)
             last, seconds = netcheck.poll(probe, check.timeout)
             outcome = Outcome.PASSED if last.ok else Outcome.FAILED
             detail = last.detail if last.ok else f"{last.detail} after {check.timeout:g}s"
@@ -60,10 +69,36 @@ def run_checks(
     return list(results.values())
 
 
-def _probe_for(
-    check: HealthCheck, plan: SlotPlan, target: str
-) -> Callable[[], netcheck.ProbeResult]:
+def _probe_for(check: HealthCheck, slot: Slot, target: str) -> Callable[[], netcheck.ProbeResult]:
     if check.type is CheckType.HTTP:
         return lambda: netcheck.http_probe(target, check.expect)
-    port = plan.ports[check.port]
-    return lambda: netcheck.tcp_probe(plan.check_host, port)
+    port = slot.ports[check.port]
+    return lambda: netcheck.tcp_probe(slot.check_host, port)
+
+
+_WORKER_WAIT = 30.0
+
+
+def worker_checks(slot: Slot, on_result: Callable[[CheckResult], None]) -> list[CheckResult]:
+    """Each worker service runs as many replicas as the profile says."""
+    if not slot.workers:
+        return []
+    expected = dict(slot.workers)
+    started = time.monotonic()
+    running: dict[str, int] = {}
+    while True:
+        counts = compose.running_services(slot.compose_project)
+        running = {service: counts.get(service, 0) for service in expected}
+        if running == expected or time.monotonic() - started > _WORKER_WAIT:
+            break
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    results = []
+    for service, want in expected.items():
+        have = running[service]
+        outcome = Outcome.PASSED if have == want else Outcome.FAILED
+        detail = f"{have}/{want} running ({slot.profile.value} profile)"
+        result = CheckResult(f"workers:{service}", service, outcome, detail, seconds)
+        on_result(result)
+        results.append(result)
+    return results

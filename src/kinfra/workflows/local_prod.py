@@ -11,28 +11,27 @@ touches the clone or any worktree.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from kinfra import paths
 from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import (
-    CLAIMED_AT_FORMAT,
-    ProjectRecord,
+    LocalProdRecord,
     RegistryStore,
-    SlotRecord,
     SlotStatus,
+    normalize,
+    utc_now,
 )
-from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
-from kinfra.domain.slotplan import LOCAL_PROD_SLOT, SlotPlan, compose_project_name, plan_slot
+from kinfra.domain.config import CONFIG_FILE, Config, load_config
+from kinfra.domain.slot import LOCAL_PROD_SLOT, Slot, compose_project_name, slot_directory
 from kinfra.errors import KinfraError, LocalProdError, NotInProjectError
 from kinfra.paths import project_home
-from kinfra.workflows import slots
-from kinfra.workflows.project import find_project
+from kinfra.project import find_project, slot_of
+from kinfra.workflows import start
 
 _GENERATED = (
     paths.ENV_FILE,
@@ -45,33 +44,20 @@ _GENERATED = (
 @dataclass(frozen=True)
 class LocalProd:
     project: str
-    clone: Path
     config: Config
-    plan: SlotPlan
-    record: dict[str, Any]
+    slot: Slot  # slot 0 of the clone's config
+    record: LocalProdRecord
 
     @property
-    def slot(self) -> SlotRecord:
-        """Slot 0 as a slot record, so the one start path serves it too."""
-        return SlotRecord(
-            slot_id=LOCAL_PROD_SLOT,
-            infrastructure_path=str(local_prod_dir(self.project)),
-            profile=Profile.LIGHT,
-            workers=dict(self.plan.workers),
-            ports=dict(self.plan.ports),
-            compose_project=self.plan.compose_project,
-            instance_id=str(self.record["instance_id"]),
-            claimed_by=str(self.clone),
-            claim_kind="local-prod",
-            status=SlotStatus(self.record.get("status", "stopped")),
-        )
+    def clone(self) -> Path:
+        return self.record.clone
 
 
 def local_prod_dir(project: str) -> Path:
     """Where kinfra keeps local-prod's generated files. Always derived from
-    kinfra's own layout, never read back from the registry: a hand-edited
-    ``directory`` there must not decide where files are written or deleted."""
-    return project_home(project) / "local-prod"
+    kinfra's own layout, never read from the registry, so nothing recorded
+    there can decide where files are written or deleted."""
+    return slot_directory(project_home(project), LOCAL_PROD_SLOT)
 
 
 # --- registration ---------------------------------------------------------------------
@@ -80,7 +66,7 @@ def local_prod_dir(project: str) -> Path:
 def init(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalProd:
     """Register the full clone containing ``cwd`` as the project's local-prod."""
     project = find_project(cwd)
-    clone = project.root.resolve()
+    clone = normalize(project.root)
     here = (project.here or project.root).resolve()
     if here != clone:
         raise LocalProdError(
@@ -89,30 +75,26 @@ def init(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalPr
             "`kinfra local-prod init` there",
         )
     config = project.config
-    plan = plan_slot(config, LOCAL_PROD_SLOT)
+    slot = project.slot(LOCAL_PROD_SLOT)
     store = store or RegistryStore()
     with store.transaction() as registry:
         record = registry.projects.get(config.name)
-        if record is not None and record.local_prod:
+        if record is not None and record.local_prod is not None:
             raise LocalProdError(
-                f"{config.name} already has a local-prod at {record.local_prod.get('clone')}",
+                f"{config.name} already has a local-prod at {record.local_prod.clone}",
                 hint="`kinfra local-prod destroy` unregisters it first (the clone is kept)",
             )
         created = record is None
         if record is None:
-            record = ProjectRecord(name=config.name, root=str(clone), prefix=config.prefix)
-            registry.projects[config.name] = record
-        record.local_prod = {
-            "clone": str(clone),
-            "compose_project": plan.compose_project,
-            "ports": dict(plan.ports),
-            "directory": str(local_prod_dir(config.name)),
-            "instance_id": f"{plan.compose_project}-{datetime.now(UTC):%Y%m%d%H%M%S}",
-            "status": SlotStatus.STOPPED.value,
-            "registered_at": datetime.now(UTC).strftime(CLAIMED_AT_FORMAT),
-            "created_project_record": created,
-        }
-        return _load(config.name, record.local_prod)
+            record = registry.add_project(config.name, clone, config.prefix)
+        now = utc_now()
+        record.local_prod = LocalProdRecord(
+            clone=clone,
+            instance_id=f"{slot.compose_project}-{now.replace('-', '').replace(':', '')}",
+            registered_at=now,
+            created_project_record=created,
+        )
+        return LocalProd(config.name, config, slot, record.local_prod)
 
 
 def find_local_prod(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalProd:
@@ -121,8 +103,8 @@ def find_local_prod(cwd: Path | None = None, store: RegistryStore | None = None)
     return _load(*_registered(cwd, store or RegistryStore()))
 
 
-def _registered(cwd: Path | None, store: RegistryStore) -> tuple[str, dict[str, Any]]:
-    """The project name and registry record of the local-prod meant from ``cwd``."""
+def _registered(cwd: Path | None, store: RegistryStore) -> tuple[str, LocalProdRecord]:
+    """The project name and registration of the local-prod meant from ``cwd``."""
     registry = store.load()
     try:
         name: str | None = find_project(cwd).name
@@ -130,39 +112,39 @@ def _registered(cwd: Path | None, store: RegistryStore) -> tuple[str, dict[str, 
         name = None
     if name is not None:
         record = registry.project(name)
-        if record is None or not record.local_prod:
+        if record is None or record.local_prod is None:
             raise LocalProdError(
                 f"{name} has no local-prod registered",
                 hint="run `kinfra local-prod init` in a full clone of the project",
             )
-        return name, dict(record.local_prod)
-    registered = [p for p in registry.projects.values() if p.local_prod]
+        return name, record.local_prod
+    registered = [p for p in registry.projects.values() if p.local_prod is not None]
     if len(registered) != 1:
         names = ", ".join(p.name for p in registered) or "none"
         raise LocalProdError(
             f"not inside a project, and {len(registered)} local-prods are registered ({names})",
             hint="run the command inside a checkout of the project you mean",
         )
-    return registered[0].name, dict(registered[0].local_prod or {})
+    only = registered[0]
+    assert only.local_prod is not None
+    return only.name, only.local_prod
 
 
-def _load(name: str, record: dict[str, Any]) -> LocalProd:
-    clone = Path(str(record["clone"]))
-    if not (clone / CONFIG_FILE).is_file():
+def _load(name: str, record: LocalProdRecord) -> LocalProd:
+    if not (record.clone / CONFIG_FILE).is_file():
         raise LocalProdError(
-            f"the local-prod clone of {name} ({clone}) is gone or has no {CONFIG_FILE}",
+            f"the local-prod clone of {name} ({record.clone}) is gone or has no {CONFIG_FILE}",
             hint="`kinfra local-prod destroy` unregisters it",
         )
-    config = load_config(clone / CONFIG_FILE)
-    return LocalProd(name, clone, config, plan_slot(config, LOCAL_PROD_SLOT), dict(record))
+    config = load_config(record.clone / CONFIG_FILE)
+    return LocalProd(name, config, slot_of(config, LOCAL_PROD_SLOT), record)
 
 
-def _set_status(store: RegistryStore, lp: LocalProd, status: SlotStatus) -> SlotRecord:
+def _set_status(store: RegistryStore, lp: LocalProd, status: SlotStatus) -> None:
     with store.transaction() as registry:
         record = registry.require_project(lp.project)
-        if record.local_prod:
-            record.local_prod = {**record.local_prod, "status": status.value}
-    return LocalProd(lp.project, lp.clone, lp.config, lp.plan, {**lp.record, "status": status}).slot
+        if record.local_prod is not None:
+            record.local_prod = dataclasses.replace(record.local_prod, status=status)
 
 
 # --- lifecycle ---------------------------------------------------------------------------
@@ -170,18 +152,18 @@ def _set_status(store: RegistryStore, lp: LocalProd, status: SlotStatus) -> Slot
 
 def up(
     cwd: Path | None = None,
-    progress: slots.Progress | None = None,
+    progress: start.Progress | None = None,
     store: RegistryStore | None = None,
-) -> slots.StartReport:
+) -> start.StartReport:
     store = store or RegistryStore()
     lp = find_local_prod(cwd, store)
-    slots._check_ports_free(lp.plan)
-    return slots.start_stack(
+    start.check_ports_free(lp.slot)
+    return start.start_stack(
         lp.config,
         lp.slot,
-        lp.plan,
+        lp.record.instance_id,
         lp.clone,
-        progress or slots.Progress(),
+        progress or start.Progress(),
         lambda status: _set_status(store, lp, status),
     )
 
@@ -190,7 +172,7 @@ def down(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalPr
     store = store or RegistryStore()
     lp = find_local_prod(cwd, store)
     try:
-        compose.down(lp.plan.compose_project)
+        compose.down(lp.slot.compose_project)
     except BaseException:
         _set_status(store, lp, SlotStatus.FAILED)
         raise
@@ -214,13 +196,13 @@ class LocalProdStatus:
 
 def status(cwd: Path | None = None) -> LocalProdStatus:
     lp = find_local_prod(cwd)
-    containers = compose.ps(lp.plan.compose_project)
-    return LocalProdStatus(lp, containers, lp.plan.urls(lp.config))
+    containers = compose.ps(lp.slot.compose_project)
+    return LocalProdStatus(lp, containers, lp.slot.urls)
 
 
 def logs(cwd: Path | None, services: Sequence[str], follow: bool, tail: int | None) -> int:
     lp = find_local_prod(cwd)
-    return compose.logs(lp.plan.compose_project, services, follow, tail)
+    return compose.logs(lp.slot.compose_project, services, follow, tail)
 
 
 def shell(cwd: Path | None, service: str | None, interactive: bool) -> int:
@@ -229,7 +211,7 @@ def shell(cwd: Path | None, service: str | None, interactive: bool) -> int:
     lp = find_local_prod(cwd)
     project = find_project(lp.clone)
     target = service or default_service(project)
-    return compose.exec_in(lp.plan.compose_project, target, SHELL_COMMAND, interactive)
+    return compose.exec_in(lp.slot.compose_project, target, SHELL_COMMAND, interactive)
 
 
 @dataclass(frozen=True)
@@ -252,9 +234,9 @@ def destroy(
     """
     store = store or RegistryStore()
     name, record = _registered(cwd, store)
-    clone = Path(str(record.get("clone", "")))
+    clone = record.clone
     try:
-        compose_project = _load(name, record).plan.compose_project
+        compose_project = _load(name, record).slot.compose_project
     except KinfraError:  # the clone, or its kinfra.toml, is gone or broken
         project_record = store.load().require_project(name)
         compose_project = compose_project_name(project_record.prefix, LOCAL_PROD_SLOT)
@@ -270,7 +252,8 @@ def destroy(
         directory.rmdir()  # only when empty: anything else there is not ours to delete
     with store.transaction() as registry:
         project_record = registry.require_project(name)
-        created = bool((project_record.local_prod or {}).get("created_project_record"))
+        lp_record = project_record.local_prod
+        created = lp_record is not None and lp_record.created_project_record
         project_record.local_prod = None
         if created and not project_record.slots:
             del registry.projects[name]

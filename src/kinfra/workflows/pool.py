@@ -1,9 +1,9 @@
-"""The light side of the pool: the names of a slot's files, stopping a slot,
-and listing slots with the status Docker reports now.
+"""The light side of the pool: stopping a slot, one slot's status, and the
+listing of every slot with the status Docker reports now.
 
-Kept apart from ``workflows.slots`` (starting: gate, secrets, compose YAML)
-so that `kinfra sandbox slots`, `kinfra done` and `kinfra sandbox down`, run
-often and by scripts, import only the registry and the docker adapter.
+Kept apart from ``workflows.start`` (gate, secrets, compose YAML) so that
+`kinfra sandbox slots`, `kinfra done` and `kinfra sandbox down`, run often
+and by scripts, import only the registry and the docker adapter.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kinfra.adapters import compose
-from kinfra.adapters.registry import RegistryStore, SlotRecord, SlotStatus
+from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord, SlotStatus
+from kinfra.domain.slot import Slot
 from kinfra.errors import ComposeError, DockerUnavailableError
 from kinfra.paths import SECRETS_FILE
-from kinfra.workflows.project import Project
+from kinfra.project import Project
 
 
 def stop_slot(
@@ -26,27 +27,29 @@ def stop_slot(
 ) -> SlotRecord:
     """Stop a slot (volumes kept unless asked). A "manual" claim is given back;
     an impl worktree keeps its claim until `kinfra done`."""
-    config = project.config
+    name = project.name
     store = store or RegistryStore()
-    slot = store.load().require_project(config.name).slot(slot_id)
+    store.load().require_project(name).slot(slot_id)  # provisioned, or a clear error
+    slot = project.slot(slot_id)
     try:
         compose.down(slot.compose_project, volumes=volumes)
     except BaseException:
         with store.transaction() as registry:
-            registry.set_status(config.name, slot_id, SlotStatus.FAILED)
+            registry.set_status(name, slot_id, SlotStatus.FAILED)
         raise
     # Secrets stay on disk only while the stack runs; a start writes them again.
     (slot.directory / SECRETS_FILE).unlink(missing_ok=True)
     with store.transaction() as registry:
-        slot = registry.set_status(config.name, slot_id, SlotStatus.STOPPED)
-        if release_manual and slot.claim_kind == "manual":
-            slot = registry.release(config.name, slot_id)
-    return slot
+        record = registry.set_status(name, slot_id, SlotStatus.STOPPED)
+        if release_manual and record.claim is not None and record.claim.kind is ClaimKind.MANUAL:
+            record = registry.release(name, slot_id)
+    return record
 
 
 @dataclass(frozen=True)
 class SlotView:
-    slot: SlotRecord
+    slot: Slot
+    record: SlotRecord
     live: str  # what Docker reports now: running(3), exited(2), stopped, unknown
 
     @property
@@ -60,7 +63,7 @@ def list_slots(
     """Every slot of the project with Docker's live status. The second value is
     a note when Docker could not be asked."""
     store = store or RegistryStore()
-    record = store.load().project(project.config.name)
+    record = store.load().project(project.name)
     if record is None:
         return [], None
     note = None
@@ -69,8 +72,28 @@ def list_slots(
     except (DockerUnavailableError, ComposeError) as exc:
         live = {}
         note = f"live status unknown: {exc.message}"
-    views = [
-        SlotView(slot, live.get(slot.compose_project, "stopped") if note is None else "unknown")
-        for _, slot in sorted(record.slots.items())
-    ]
+    views = []
+    for slot_id, slot_record in sorted(record.slots.items()):
+        slot = project.slot(slot_id)
+        status = live.get(slot.compose_project, "stopped") if note is None else "unknown"
+        views.append(SlotView(slot, slot_record, status))
     return views, note
+
+
+@dataclass(frozen=True)
+class SlotStatusReport:
+    slot: Slot
+    record: SlotRecord
+    containers: list[compose.ContainerState]
+
+    @property
+    def state(self) -> str:
+        return compose.stack_state(self.containers)
+
+
+def slot_status(
+    project: Project, slot_id: int, store: RegistryStore | None = None
+) -> SlotStatusReport:
+    record = (store or RegistryStore()).load().require_project(project.name).slot(slot_id)
+    slot = project.slot(slot_id)
+    return SlotStatusReport(slot, record, compose.ps(slot.compose_project))

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import git
-from kinfra.adapters.registry import RegistryStore, SlotRecord
+from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord
 from kinfra.domain.config import Profile
 from kinfra.domain.names import WorktreeKind, classify_branch
-from kinfra.domain.slotplan import parse_env_file
+from kinfra.domain.slot import parse_env_file
 from kinfra.errors import GateFailedError, GitError, KinfraError
 from kinfra.paths import ENV_FILE
+from kinfra.project import Project
 from kinfra.workflows.pool import stop_slot
-from kinfra.workflows.project import Project
-from kinfra.workflows.slots import Progress, StartReport, start_slot
+from kinfra.workflows.start import Progress, StartReport, start_slot
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,14 @@ def _env_slot(here: Path) -> int | None:
 
 
 def _cross_check(project: Project, slot: SlotRecord, here: Path) -> str | None:
-    if slot.claim_kind != "impl":
+    if slot.claim is None or slot.claim.kind is not ClaimKind.IMPL:
         return None  # a manual claim writes no .env.sandbox into the checkout
     said = _env_slot(here)
     if said == slot.slot_id:
         return None
     from kinfra.workflows.worktrees import write_worktree_env
 
-    write_worktree_env(project.config, slot, here)
+    write_worktree_env(project.config, project.slot(slot.slot_id), slot.instance_id, here)
     before = "was missing" if said is None else f"said slot {said}"
     return f"{ENV_FILE} {before}; rewritten for slot {slot.slot_id} (the registry's claim)"
 
@@ -139,9 +139,11 @@ def _reclaim_and_start(
 
     config = project.config
     with store.transaction() as registry:
-        slot = registry.claim_free_slot(config.name, here, Profile.LIGHT, kind="impl")
+        slot = registry.claim_free_slot(
+            config.name, here, project.profiles(), Profile.LIGHT, kind=ClaimKind.IMPL
+        )
     try:
-        write_worktree_env(config, slot, here)
+        write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, here)
         return start_slot(project, slot.slot_id, here, progress, store)
     except GateFailedError:
         raise  # containers stay up for inspection; a running slot stays claimed

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kinfra.adapters import git
-from kinfra.adapters.registry import ProjectRecord, RegistryStore, SlotRecord
+from kinfra.adapters.registry import ClaimKind, ProjectRecord, RegistryStore, SlotRecord
 from kinfra.adapters.runner import CommandNotFoundError, stream
 from kinfra.domain.config import Config, Profile
 from kinfra.domain.names import WorktreeName, impl_name, parse_impl_target, spec_name, validate_part
+from kinfra.domain.slot import Slot
 from kinfra.errors import (
     GitError,
     InvalidOperationError,
@@ -30,11 +31,11 @@ from kinfra.errors import (
 )
 from kinfra.interrupts import deferred_interrupts
 from kinfra.paths import ENV_FILE
-from kinfra.workflows.project import Project
+from kinfra.project import Project
 from kinfra.workflows.worktrees import owns_record, release_slot, write_worktree_env
 
 if TYPE_CHECKING:
-    from kinfra.workflows.slots import Progress
+    from kinfra.workflows.start import Progress
 
 
 Say = Callable[[str], None]
@@ -85,7 +86,7 @@ class ImplResult:
     branch_created: bool
     base: str
     milestone_file: Path
-    slot: SlotRecord | None = None
+    slot: Slot | None = None
     urls: dict[str, str] = field(default_factory=dict)
     copied: list[str] = field(default_factory=list)
     setup: SetupOutcome | None = None
@@ -127,7 +128,7 @@ def impl(
 ) -> ImplResult:
     """Create an impl worktree, claim a slot for it and start the slot's stack;
     with ``session``, then open the agent's tmux session in it."""
-    from kinfra.workflows.slots import Progress, prevalidate, start_slot
+    from kinfra.workflows.start import Progress, prevalidate, start_slot
 
     feature, milestone = parse_impl_target(target)
     config = project.config
@@ -160,7 +161,9 @@ def impl(
                 # this assignment would leave a claim nobody gives back.
                 with deferred_interrupts():
                     slot = _claim(store, project, path, profile, name)
-                background.submit(prevalidate, config, slot, path)
+                background.submit(
+                    prevalidate, config, project.slot(slot.slot_id), slot.instance_id, path
+                )
             # _base_ref fetches: overlaps the validation too.
             created, base = _add_worktree(root, path, name, _base_ref(root))
         except BaseException:
@@ -170,7 +173,7 @@ def impl(
                     with store.transaction() as registry:
                         registry.release(config.name, slot.slot_id, claimant=path)
             raise
-        result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file, slot)
+        result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file)
         try:
             git.ensure_excluded(root, ENV_FILE)
             result.copied, copy_notes = copy_ignored_files(config, root, path)
@@ -180,7 +183,7 @@ def impl(
             if slot is None:
                 _open_session(config, path, session, result)
                 return result
-            write_worktree_env(config, slot, path)
+            write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, path)
             report = start_slot(
                 project, slot.slot_id, code_dir=path, progress=progress, store=store
             )
@@ -223,7 +226,7 @@ def _check_slot_available(
     same SlotExhaustedError the real claim would, and writes nothing."""
     registry = store.load()
     _refuse_foreign_pool(project, registry.project(project.name))
-    registry.claim_free_slot(project.name, path, profile)
+    registry.claim_free_slot(project.name, path, project.profiles(), profile)
 
 
 def _claim(
@@ -238,7 +241,9 @@ def _claim(
         held = record.slot_claimed_by(path)
         if held is not None:
             raise _claimed_error(name, held, path)
-        return registry.claim_free_slot(project.name, path, profile, kind="impl")
+        return registry.claim_free_slot(
+            project.name, path, project.profiles(), profile, kind=ClaimKind.IMPL
+        )
 
 
 def _claimed_error(name: WorktreeName, held: SlotRecord, path: Path) -> WorktreeExistsError:
@@ -252,7 +257,7 @@ def _claimed_error(name: WorktreeName, held: SlotRecord, path: Path) -> Worktree
     # released the slot.
     return WorktreeExistsError(
         f"Worktree {name.directory} does not exist, but slot {held.slot_id} is still "
-        f"claimed for it (since {held.claimed_at})",
+        f"claimed for it (since {held.claim.at if held.claim else '?'})",
         hint="if another `kinfra impl` of it is running, let it finish; otherwise "
         f"`kinfra done {name.short}` (or `kinfra doctor --fix`) releases the slot",
     )

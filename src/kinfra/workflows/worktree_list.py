@@ -10,7 +10,7 @@ from kinfra.adapters.registry import RegistryStore
 from kinfra.domain.config import Config
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import ComposeError, DockerUnavailableError, GitError
-from kinfra.workflows.project import Project
+from kinfra.project import Project
 from kinfra.workflows.worktrees import candidates
 
 
@@ -56,7 +56,7 @@ def list_worktrees(project: Project, store: RegistryStore | None = None) -> list
     main_port = _main_port(project.config)
     views = []
     for cand, is_dirty in zip(cands, dirty, strict=True):
-        slot = cand.slot
+        slot = project.slot(cand.slot.slot_id) if cand.slot is not None else None
         state = None
         if slot is not None:
             state = "unknown" if live is None else _state(live.get(slot.compose_project))

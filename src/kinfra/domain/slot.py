@@ -1,9 +1,10 @@
 """What a slot is, computed from the config: pure, no I/O.
 
-A slot's ports, compose project name, profile, worker counts, environment
-file and compose override all derive from (config, slot id). Keeping the
-derivation in one place is what guarantees that up, down, status, logs and
-the override all use the same compose project name and the same ports.
+A slot's ports, compose project name, profile, worker counts, directory,
+environment file and compose override all derive from (config, slot id).
+``Slot`` is the one value every path uses (up, down, status, slots, doctor,
+detection, local-prod as slot 0): the registry stores none of it, so after a
+change to kinfra.toml nothing can read a stale copy.
 """
 
 from __future__ import annotations
@@ -20,24 +21,31 @@ LOCAL_PROD_SLOT = 0
 
 
 @dataclass(frozen=True)
-class SlotPlan:
+class Slot:
     project: str
     slot_id: int
     compose_project: str
     profile: Profile
     ports: Mapping[str, int]  # port name -> host port
+    schemes: Mapping[str, str]  # port name -> http / https / tcp
     workers: Mapping[str, int]  # worker service -> replicas
     bind: str
+    directory: Path  # where kinfra writes the slot's files
 
-    def url(self, config: Config, name: str) -> str:
-        port = config.port(name)
+    @property
+    def is_local_prod(self) -> bool:
+        return self.slot_id == LOCAL_PROD_SLOT
+
+    def url(self, name: str) -> str:
+        scheme = self.schemes[name]
         host = "localhost"
-        if port.scheme in ("http", "https"):
-            return f"{port.scheme}://{host}:{self.ports[name]}"
+        if scheme in ("http", "https"):
+            return f"{scheme}://{host}:{self.ports[name]}"
         return f"{host}:{self.ports[name]}"
 
-    def urls(self, config: Config) -> dict[str, str]:
-        return {p.name: self.url(config, p.name) for p in config.ports}
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: self.url(name) for name in self.ports}
 
     @property
     def check_host(self) -> str:
@@ -59,33 +67,40 @@ def compose_project_name(prefix: str, slot_id: int) -> str:
     return f"{prefix}-slot-{slot_id}"
 
 
-def plan_slot(config: Config, slot_id: int) -> SlotPlan:
+def slot_directory(project_home: Path, slot_id: int) -> Path:
+    return project_home / ("local-prod" if slot_id == LOCAL_PROD_SLOT else f"slot-{slot_id}")
+
+
+def plan_slot(config: Config, slot_id: int, project_home: Path) -> Slot:
+    """Slot ``slot_id`` of ``config``; ``project_home`` is $KINFRA_HOME/<project>."""
     profile = Profile.LIGHT if slot_id == LOCAL_PROD_SLOT else config.sandbox.profile_of(slot_id)
     replicas = config.profiles[profile].replicas
-    return SlotPlan(
+    return Slot(
         project=config.name,
         slot_id=slot_id,
         compose_project=compose_project_name(config.prefix, slot_id),
         profile=profile,
         ports={p.name: p.host_port(slot_id) for p in config.ports},
+        schemes={p.name: p.scheme for p in config.ports},
         workers={service: replicas for service in config.sandbox.workers},
         bind=config.sandbox.bind,
+        directory=slot_directory(project_home, slot_id),
     )
 
 
-def env_file_values(config: Config, plan: SlotPlan, instance_id: str) -> dict[str, str]:
+def env_file_values(config: Config, slot: Slot, instance_id: str) -> dict[str, str]:
     """The variables of ``.env.sandbox``: what tools and compose interpolation
     need to know about this slot. Never secrets."""
     values = {
         "KINFRA_PROJECT": config.name,
-        "SLOT_NUMBER": str(plan.slot_id),
-        "COMPOSE_PROJECT_NAME": plan.compose_project,
+        "SLOT_NUMBER": str(slot.slot_id),
+        "COMPOSE_PROJECT_NAME": slot.compose_project,
         "KINFRA_INSTANCE_ID": instance_id,
-        "KINFRA_PROFILE": plan.profile.value,
+        "KINFRA_PROFILE": slot.profile.value,
     }
-    for name, host_port in plan.ports.items():
+    for name, host_port in slot.ports.items():
         values[f"{name.upper()}_PORT"] = str(host_port)
-    for name, url in plan.urls(config).items():
+    for name, url in slot.urls.items():
         if url.startswith(("http://", "https://")):
             values[f"{name.upper()}_URL"] = url
     values.update(config.env)
@@ -116,7 +131,7 @@ def parse_env_file(text: str) -> dict[str, str]:
 
 def build_override(
     config: Config,
-    plan: SlotPlan,
+    slot: Slot,
     code_dir: Path | None,
     shared_root: Path | None = None,
     services_with_ports: Iterable[str] = (),
@@ -139,8 +154,8 @@ def build_override(
     for port in config.ports:
         entry = {
             "target": port.target,
-            "published": str(plan.ports[port.name]),
-            "host_ip": plan.bind,
+            "published": str(slot.ports[port.name]),
+            "host_ip": slot.bind,
             "protocol": "tcp",
         }
         ports = service(port.service).setdefault("ports", Override())
@@ -148,7 +163,7 @@ def build_override(
     for name in services_with_ports:
         if name not in services or "ports" not in services[name]:
             service(name)["ports"] = Reset()
-    for worker, replicas in plan.workers.items():
+    for worker, replicas in slot.workers.items():
         service(worker)["deploy"] = {"replicas": replicas}
     binds: list[tuple[tuple[str, ...], Path, str, bool]] = []
     if code_dir is not None:

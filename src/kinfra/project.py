@@ -1,4 +1,9 @@
-"""Finding the kinfra project a command runs in."""
+"""The kinfra project a command runs in, and its slots.
+
+Below the workflows (it needs only git, the config and the paths), so that
+``kinfra.detect`` and the orchestrator can find a project without importing
+anything above them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import git
-from kinfra.domain.config import CONFIG_FILE, Config, load_config
+from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
+from kinfra.domain.slot import Slot, plan_slot
 from kinfra.errors import NotInProjectError
+from kinfra.paths import project_home
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,19 @@ class Project:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def slot(self, slot_id: int) -> Slot:
+        return slot_of(self.config, slot_id)
+
+    def profiles(self) -> dict[int, Profile]:
+        """Each pool slot's profile, as the registry's claim needs it."""
+        sandbox = self.config.sandbox
+        return {i: sandbox.profile_of(i) for i in range(1, sandbox.pool_size + 1)}
+
+
+def slot_of(config: Config, slot_id: int) -> Slot:
+    """Slot ``slot_id`` of the project configured by ``config`` (0: local-prod)."""
+    return plan_slot(config, slot_id, project_home(config.name))
 
 
 def find_project(cwd: Path | None = None) -> Project:
