@@ -111,12 +111,16 @@ def test_max_turns_is_resumed_in_the_same_session(
     agentry.scenario("success", task_3_1=["max_turns", "success"])
     summary = run_plan(_options(plan3, repo, max_turns=3))
     assert summary.outcome == "failed"
-    assert summary.state.task("3.1").attempts[0].error == "stopped after 3 turns (max turns)"
-    session = summary.state.task("3.1").attempts[0].session_id
+    first = summary.state.task("3.1").attempts[0]
+    assert first.error == "reached the max-turns limit (3 turns)"
+    assert first.turns == 3
+    session = first.session_id
     summary = run_plan(_options(plan3, repo), resume=True)
     assert summary.outcome == "done"
     argv = agentry.invocations("3.1")[1]["argv"]
     assert argv[argv.index("--resume") + 1] == session
+    # resume runs under the limits `orch run` was given
+    assert argv[argv.index("--max-turns") + 1] == "3"
     attempt = summary.state.task("3.1").attempts[1]
     assert attempt.resumed_session and attempt.session_id == session
 

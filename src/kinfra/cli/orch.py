@@ -52,8 +52,8 @@ class _Live:
             minutes, seconds = divmod(int(p.elapsed), 60)
             cost = f"${p.cost_usd:.2f}" if p.cost_usd is not None else "$-"
             line = f"  {event.task_id}  {minutes:02d}:{seconds:02d}  turns {p.turns}  {cost}"
-            if p.last_tool:
-                line += f"  {p.last_tool}"
+            if p.note or p.last_tool:
+                line += f"  {p.note or p.last_tool}"  # a wait for the API says why it is quiet
             sys.stderr.write("\r\x1b[K" + line[:150])
             sys.stderr.flush()
             self.shown = True
@@ -276,8 +276,12 @@ def costs_command(
         + (f" since {result['since']}" if result["since"] else "")
         + f" ({tokens})"
     )
-    if result["attempts_without_cost"]:
-        render.note(f"{result['attempts_without_cost']} attempts reported no cost (codex, command)")
+    for entry in result["without_cost"]:
+        count = entry["attempts"]
+        render.note(
+            f"{count} {entry['agent']} attempt{'s' if count > 1 else ''} ({entry['outcome']}) "
+            f"reported no cost: {entry['why']}"
+        )
     if by_milestone:
         rows = [
             [m["milestone"], f"${m['cost_usd']:.4f}", str(m["attempts"])]

@@ -44,6 +44,12 @@ class RunContext:
     def logs_dir(self, key: str) -> Path:
         return self.runs_dir / f"{key}.logs"
 
+    def agent_dir(self, agent: str) -> Path:
+        """The agent's own state (Claude Code's config dir and sessions), owned
+        by kinfra: the same for every run of the project, so a session saved
+        by one run is found by the next."""
+        return project_home(self.project) / "agents" / agent
+
 
 def run_key(plan_path: Path, milestone: str) -> str:
     """What a run's files are named after: ``<feature>-<milestone>`` for a plan

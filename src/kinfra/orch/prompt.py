@@ -26,6 +26,7 @@ def task_prompt(
     slot_env: Mapping[str, str],
     test_command: str | None,
     previous_error: str | None = None,
+    previous_summary: str | None = None,
 ) -> str:
     parts = [
         f"You are implementing Task {task.id} of milestone {plan.milestone}"
@@ -45,14 +46,13 @@ def task_prompt(
         parts += [f"- {key}={value}" for key, value in sorted(slot_env.items())]
     if test_command:
         parts += ["", f"## Tests\n\nRun the project's tests with: `{test_command}`"]
-    if previous_error:
-        parts += [
-            "",
-            "## Previous attempt",
-            "",
-            f"A previous attempt at this task did not finish: {previous_error}",
-            "Check the state of the worktree before continuing.",
-        ]
+    if previous_error or previous_summary:
+        parts += ["", "## Previous attempt", ""]
+        if previous_error:
+            parts.append(f"A previous attempt at this task did not finish: {previous_error}")
+        if previous_summary:
+            parts.append(f"Its summary of what it did: {previous_summary}")
+        parts.append("Check the state of the worktree before continuing.")
     parts += ["", "## Reporting", "", STATUS_CONTRACT]
     return "\n".join(parts) + "\n"
 

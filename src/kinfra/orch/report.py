@@ -65,6 +65,7 @@ def _state_entry(state: RunState, running_pid: int | None) -> dict[str, Any]:
                 "session_id": last.session_id if last else None,
                 "last_error": task.last_error,
                 "question": last.question if last else None,
+                "note": last.note if last else None,
             }
         )
     counts = state.counts()
@@ -151,7 +152,7 @@ def run_costs(
     costs: list[float] = []
     tokens: dict[str, int] = {}
     attempts = 0
-    unknown = 0
+    unknown: dict[tuple[str, str], int] = {}  # (agent, outcome) -> attempts without cost
     groups: dict[str, dict[str, Any]] = {}
     for span in _spans(ctx):
         if not str(span.get("name", "")).startswith(_ATTEMPT_SPAN):
@@ -162,7 +163,9 @@ def run_costs(
         attempts += 1
         cost = attrs.get("kinfra.cost_usd")
         if not isinstance(cost, int | float):
-            unknown += 1
+            agent = str(span.get("name", "")).removeprefix(_ATTEMPT_SPAN) or "?"
+            why = (agent, str(attrs.get("kinfra.outcome") or "?"))
+            unknown[why] = unknown.get(why, 0) + 1
         costs.append(_cost(attrs))
         span_tokens = {
             key.removeprefix("kinfra.tokens."): int(value)
@@ -185,7 +188,16 @@ def run_costs(
         "since": since.isoformat() if since else None,
         "cost_usd": math.fsum(costs),
         "attempts": attempts,
-        "attempts_without_cost": unknown,
+        "attempts_without_cost": sum(unknown.values()),
+        "without_cost": [
+            {
+                "agent": agent,
+                "outcome": outcome,
+                "attempts": count,
+                "why": _no_cost_reason(agent, outcome),
+            }
+            for (agent, outcome), count in sorted(unknown.items())
+        ],
         "tokens": tokens,
     }
     if by_milestone:
@@ -199,6 +211,18 @@ def run_costs(
             for g in sorted(groups.values(), key=lambda g: str(g["milestone"]))
         ]
     return result
+
+
+def _no_cost_reason(agent: str, outcome: str) -> str:
+    if agent == "codex":
+        return "codex reports tokens, not cost"
+    if agent == "command":
+        return "a command agent reports no cost"
+    if outcome in ("interrupted", "timeout", "idle_timeout", "crashed"):
+        return "stopped before its result event (tokens are those its stream showed)"
+    if outcome == "not_found":
+        return "the agent program is not installed"
+    return "its result carried no cost"
 
 
 def _cost(attrs: dict[str, Any]) -> float:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from kinfra.orch.process import kill_stray_group
 from kinfra.orch.prompt import resume_prompt, task_prompt
 from kinfra.orch.state import (
     Attempt,
+    RunLimits,
     RunState,
     TaskState,
     TaskStatus,
@@ -60,6 +62,7 @@ _RESUMABLE = {
     AgentOutcome.TIMEOUT.value,
     AgentOutcome.IDLE_TIMEOUT.value,
     AgentOutcome.API_ERROR.value,
+    AgentOutcome.PERMISSION_DENIED.value,
 }
 
 # The agent stopped to ask: the next attempt continues its session.
@@ -194,8 +197,10 @@ def run_plan(
                 )
             if existing is not None:
                 note(f"--restart: the previous run's state ({existing.run_id}) is replaced")
+            # The replaced run's logs go with it: attempt numbers start again at 1.
+            shutil.rmtree(ctx.logs_dir(key), ignore_errors=True)
             state = _fresh_state(plan, plan_path, ctx, run_id, options)
-        settings = _settings(ctx, options, state.agent)
+        settings = _settings(ctx, state.limits, options.agent or state.agent)
         ctx = replace(ctx, settings=settings)
         the_agent = agent or make_agent(settings)
         save_state(state_path, state)
@@ -207,6 +212,7 @@ def run_plan(
             agent=the_agent,
             telemetry=tel,
             state_path=state_path,
+            logs_dir=ctx.logs_dir(key),
             run_id=run_id,
             emit=emit,
         )
@@ -258,17 +264,24 @@ def run_plan(
         )
 
 
-def _settings(ctx: RunContext, options: RunOptions, agent: str) -> OrchestratorSettings:
-    changes: dict[str, object] = {"agent": options.agent or agent}
-    if options.max_turns is not None:
-        changes["max_turns"] = options.max_turns
-    if options.model is not None:
-        changes["model"] = options.model
-    if options.task_timeout is not None:
-        changes["task_timeout"] = options.task_timeout
-    if options.idle_timeout is not None:
-        changes["idle_timeout"] = options.idle_timeout
-    return dataclasses.replace(ctx.settings, **changes)  # type: ignore[arg-type]
+def _limits(options: RunOptions, saved: RunLimits | None = None) -> RunLimits:
+    """The run's command-line limits: the options given now, else those saved."""
+    saved = saved or RunLimits()
+    return RunLimits(
+        max_turns=options.max_turns if options.max_turns is not None else saved.max_turns,
+        model=options.model if options.model is not None else saved.model,
+        task_timeout=options.task_timeout
+        if options.task_timeout is not None
+        else saved.task_timeout,
+        idle_timeout=options.idle_timeout
+        if options.idle_timeout is not None
+        else saved.idle_timeout,
+    )
+
+
+def _settings(ctx: RunContext, limits: RunLimits, agent: str) -> OrchestratorSettings:
+    changes = {k: v for k, v in dataclasses.asdict(limits).items() if v is not None}
+    return dataclasses.replace(ctx.settings, agent=agent, **changes)
 
 
 def _fresh_state(
@@ -286,6 +299,7 @@ def _fresh_state(
         created=now,
         updated=now,
         tasks=tuple(TaskState(t.id, t.title) for t in plan.tasks),
+        limits=_limits(options),
     )
 
 
@@ -350,6 +364,7 @@ def _reconcile(
         workdir=str(ctx.workdir),
         updated=now_iso(),
         tasks=tuple(tasks),
+        limits=_limits(options, state.limits),
     )
 
 
@@ -361,6 +376,7 @@ class _TaskRunner:
     agent: Agent
     telemetry: Telemetry
     state_path: Path
+    logs_dir: Path
     run_id: str
     emit: EventCallback
     state: RunState = field(init=False)
@@ -402,15 +418,12 @@ class _TaskRunner:
             reason = last.error or last.outcome or INTERRUPTED
             prompt = resume_prompt(task, reason, asked=last.status in _ASKED)
         else:
-            prompt = task_prompt(
-                self.plan,
-                task,
-                slot_env=self.ctx.slot_env,
-                test_command=self.ctx.test_command,
-                previous_error=last.error if last else None,
-            )
-        logs = self.state_path.with_name(self.state_path.stem + ".logs")
-        logs.mkdir(parents=True, exist_ok=True)
+            prompt = self._fresh_prompt(task, last)
+        # One log per attempt, started empty: never the tail of another run's.
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{task.id}-{attempt.number}.jsonl"
+        log_path.write_bytes(b"")
+        latest: list[AgentProgress] = []
 
         def on_session(session_id: str) -> None:
             nonlocal attempt, record
@@ -425,6 +438,7 @@ class _TaskRunner:
             self._save(record)
 
         def on_progress(progress: AgentProgress) -> None:
+            latest[:] = [progress]
             self.emit(RunEvent("progress", task.id, progress=progress))
 
         span_attributes: dict[str, str | int | bool] = {
@@ -457,12 +471,35 @@ class _TaskRunner:
                 new_session=new_sid,
                 model=settings.model,
                 env=env,
-                log_path=logs / f"{task.id}-{attempt.number}.jsonl",
+                log_path=log_path,
                 kill_grace=self.options.kill_grace,
+                config_dir=self.ctx.agent_dir(self.agent.name),
             )
             try:
                 result = self.agent.run(request, on_progress, on_session, on_start)
+                if result.outcome is AgentOutcome.SESSION_NOT_FOUND and resume_sid:
+                    # The transcript is gone (another machine, a cleaned
+                    # config dir): start over in a fresh session, told what
+                    # the previous attempt did, rather than fail the task.
+                    fresh = _uuid4() if self.agent.chooses_session_id else None
+                    note = (
+                        f"session {resume_sid} could not be resumed ({result.error}); "
+                        "started a fresh session with the task prompt and the previous summary"
+                    )
+                    attempt = replace(attempt, session_id=fresh, resumed_session=False, note=note)
+                    record = record.with_attempt(attempt)
+                    self._save(record)
+                    self.emit(RunEvent("note", task.id, message=note))
+                    request = replace(
+                        request,
+                        prompt=self._fresh_prompt(task, last),
+                        resume_session=None,
+                        new_session=fresh,
+                    )
+                    result = self.agent.run(request, on_progress, on_session, on_start)
             except Interrupted:
+                # What the stream showed is kept: the CLI prints no result when stopped.
+                seen = latest[-1] if latest else None
                 attempt = replace(
                     attempt,
                     ended=now_iso(),
@@ -470,9 +507,13 @@ class _TaskRunner:
                     status=TaskStatus.PENDING.value,
                     error="interrupted by a signal",
                     duration=time.monotonic() - t0,
+                    tokens=dict(seen.tokens) if seen else {},
+                    turns=seen.turns if seen else None,
+                    cost_usd=seen.cost_usd if seen else None,
                 )
                 self._save(replace(record, status=TaskStatus.PENDING).with_attempt(attempt))
                 span.set_attribute("kinfra.outcome", INTERRUPTED)
+                _span_tokens(span, attempt.tokens)
                 mark_error(span, "interrupted")
                 raise
             status, error = judge(result)
@@ -512,6 +553,16 @@ class _TaskRunner:
         )
         self.timings.append((task.id, time.monotonic() - t0, result.duration))
         return status
+
+    def _fresh_prompt(self, task: Task, last: Attempt | None) -> str:
+        return task_prompt(
+            self.plan,
+            task,
+            slot_env=self.ctx.slot_env,
+            test_command=self.ctx.test_command,
+            previous_error=last.error if last else None,
+            previous_summary=last.summary if last else None,
+        )
 
     def _verify_and_commit(self, task: Task) -> str | None:
         """Run the check command and commit; an error message when either fails."""
@@ -583,19 +634,25 @@ def _span_result(span: object, result: AgentResult, status: TaskStatus, error: s
         span.set_attribute("gen_ai.usage.cost", result.cost_usd)
     if result.turns is not None:
         span.set_attribute("kinfra.turns", result.turns)
-    tokens = result.tokens
-    if "input" in tokens:
-        span.set_attribute("gen_ai.usage.input_tokens", tokens["input"])
-    if "output" in tokens:
-        span.set_attribute("gen_ai.usage.output_tokens", tokens["output"])
-    for kind, count in tokens.items():
-        span.set_attribute(f"kinfra.tokens.{kind}", count)
+    _span_tokens(span, result.tokens)
     if result.models:
         span.set_attribute("gen_ai.response.model", result.models[0])
     if result.subtype:
         span.set_attribute("kinfra.agent.subtype", result.subtype)
     if error:
         mark_error(span, error)
+
+
+def _span_tokens(span: object, tokens: Mapping[str, int]) -> None:
+    from opentelemetry.trace import Span
+
+    assert isinstance(span, Span)
+    if "input" in tokens:
+        span.set_attribute("gen_ai.usage.input_tokens", tokens["input"])
+    if "output" in tokens:
+        span.set_attribute("gen_ai.usage.output_tokens", tokens["output"])
+    for kind, count in tokens.items():
+        span.set_attribute(f"kinfra.tokens.{kind}", count)
 
 
 def _uuid4() -> str:

@@ -54,6 +54,18 @@ class Attempt:
     error: str | None = None
     question: str | None = None
     summary: str | None = None
+    note: str | None = None  # e.g. the saved session could not be resumed: a fresh one started
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What ``orch run`` was told on its command line, kept so that ``resume``
+    runs under the same limits (the config gives the rest)."""
+
+    max_turns: int | None = None
+    model: str | None = None
+    task_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class RunState:
     updated: str
     tasks: tuple[TaskState, ...]
     version: int = STATE_VERSION
+    limits: RunLimits = field(default_factory=RunLimits)
 
     def task(self, task_id: str) -> TaskState:
         for task in self.tasks:
@@ -167,6 +180,7 @@ def state_from_dict(data: dict[str, Any], path: Path) -> RunState:
             updated=str(data["updated"]),
             tasks=tasks,
             version=int(data["version"]),
+            limits=RunLimits(**(data.get("limits") or {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StateFileError(

@@ -177,7 +177,10 @@ class Session:
             "uuid": str(uuid.uuid4()),
         }
         if subtype == "error_max_turns":
+            # As the real CLI: the refused turn is counted, the limit is in errors.
             event["terminal_reason"] = "max_turns"
+            event["num_turns"] = self.turns + 1
+            event["errors"] = [f"Reached maximum number of turns ({self.turns})"]
             del event["result"]
         _emit(event)
 
@@ -248,9 +251,10 @@ def main() -> int:
         s.assistant([{"type": "text", "text": text}])
         s.result(text, cost=cost)
     elif name == "max_turns":
-        for i in range(min(max_turns, 3)):
+        for i in range(max_turns):
             s.tool("Bash", {"command": f"attempt {i}"}, "still failing")
-        s.result("", subtype="error_max_turns", is_error=False, cost=cost)
+        s.result("", subtype="error_max_turns", is_error=True, cost=cost)
+        return 1
     elif name == "api_error":
         text = (
             'API Error: 529 {"type":"error","error":{"type":"overloaded_error",'
@@ -258,6 +262,7 @@ def main() -> int:
         )
         s.assistant([{"type": "text", "text": text}])
         s.result(text, subtype="success", is_error=True, cost=0.0)
+        return 1
     elif name == "crash":
         s.tool("Edit", {"file_path": os.path.join(cwd, "x.py")}, "ok")
         sys.stderr.write("fake claude: simulated crash (segfault)\n")

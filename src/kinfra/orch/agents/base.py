@@ -27,6 +27,8 @@ class AgentOutcome(str, Enum):
     IDLE_TIMEOUT = "idle_timeout"  # no output for too long: killed
     CRASHED = "crashed"  # exited without a result (non-zero exit, stream cut short)
     NOT_FOUND = "not_found"  # the agent program is not installed
+    PERMISSION_DENIED = "permission_denied"  # tool calls were refused: never done
+    SESSION_NOT_FOUND = "session_not_found"  # --resume found no such session
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class AgentProgress:
     cost_usd: float | None
     last_tool: str | None
     session_id: str | None
+    # Tokens the stream showed so far: what an interrupted attempt keeps.
+    tokens: Mapping[str, int] = field(default_factory=dict)
+    note: str | None = None  # what the agent waits for, e.g. "API 529, retry 3/10 in 12 s"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class AgentResult:
     models: tuple[str, ...] = ()
     exit_code: int | None = None
     pid: int | None = None
+    denied_tools: tuple[str, ...] = ()  # tools the agent was refused
 
     @property
     def ok(self) -> bool:

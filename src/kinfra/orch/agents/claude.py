@@ -1,12 +1,32 @@
-"""Claude Code, headless: ``claude -p --output-format stream-json --verbose``.
+"""Claude Code, headless::
 
-The prompt goes on stdin. The stream is read as it comes: ``system``/``init``
-gives the session id, ``assistant`` events give turns and tool uses (for the
-progress line), and the final ``result`` event gives the outcome: ``subtype``
-(``success``, ``error_max_turns``, ``error_during_execution``), ``is_error``,
-``terminal_reason``, ``num_turns``, ``total_cost_usd``, ``usage``,
-``modelUsage`` and ``session_id``. A result with subtype ``success`` but
-``is_error: true`` is an API failure, not a success.
+    claude -p --output-format stream-json --verbose --max-turns N
+           (--session-id <uuid> | --resume <uuid>) [--model M]
+           --permission-mode acceptEdits [--allowedTools <tool>...]
+
+with ``CLAUDE_CONFIG_DIR`` set to a folder kinfra owns (sessions are found only
+from the same config dir and cwd). The prompt goes on stdin.
+
+What the real CLI (2.1.x) does, and how it is read:
+
+- ``system``/``init`` gives the session id; ``assistant`` events the turns,
+  tool uses (the progress line) and each message's ``usage``;
+  ``system``/``api_retry`` (``attempt``, ``max_retries``, ``retry_delay_ms``,
+  ``error_status``) is all it prints while it waits out API errors.
+- The final ``result`` event: ``subtype`` (``success``, ``error_max_turns``,
+  ``error_during_execution``), ``is_error``, ``terminal_reason``,
+  ``num_turns``, ``total_cost_usd``, ``usage``, ``modelUsage``,
+  ``permission_denials``, ``errors``.
+- A tool call the permission setup refuses does not fail the run: the result
+  is still ``success`` and the refusals are only in ``permission_denials``.
+  Such an attempt is never done.
+- ``--max-turns N`` ends with ``num_turns`` N+1: the CLI counts the turn it
+  refused to start. kinfra reports the N turns that ran.
+- ``subtype: success`` with ``is_error: true`` is an API failure (retries used up).
+- ``--resume`` of a session it cannot find: ``error_during_execution`` with
+  ``errors: ["No conversation found with session ID: ..."]``.
+- On SIGINT it exits 0 without a ``result``: the tokens are those the stream showed.
+- As root it refuses ``--dangerously-skip-permissions`` (kinfra refuses first).
 """
 
 from __future__ import annotations
@@ -31,7 +51,15 @@ from kinfra.orch.agents.base import (
     with_status,
 )
 
+PERMISSION_MODE = "acceptEdits"  # edits in the workdir; everything else from allowed_tools
 _TOOL_KEYS = ("file_path", "path", "command", "pattern", "url", "description", "prompt")
+_NO_SESSION = "No conversation found"
+_USAGE_KEYS = {
+    "input_tokens": "input",
+    "output_tokens": "output",
+    "cache_read_input_tokens": "cache_read",
+    "cache_creation_input_tokens": "cache_creation",
+}
 
 
 def tool_summary(name: str, tool_input: Any) -> str:
@@ -48,6 +76,25 @@ def tool_summary(name: str, tool_input: Any) -> str:
     return f"{name} {detail}".strip()
 
 
+def retry_note(event: dict[str, Any]) -> str:
+    """``API 529, retry 3/10 in 12 s`` from a ``system``/``api_retry`` event."""
+    status = event.get("error_status") or event.get("error") or "error"
+    delay = int_field(event.get("retry_delay_ms")) / 1000
+    return (
+        f"API {status}, retry {int_field(event.get('attempt'))}/"
+        f"{int_field(event.get('max_retries'))} in {delay:.0f} s"
+    )
+
+
+def denial_message(tools: tuple[str, ...]) -> str:
+    listed = ", ".join(f'"{t}"' for t in tools)
+    return (
+        f"claude was refused {', '.join(tools)} (permission_denials), so the task is not done; "
+        f"allow {'them' if len(tools) > 1 else 'it'} with "
+        f"[orchestrator] allowed_tools = [{listed}, ...] in kinfra.toml"
+    )
+
+
 @dataclass
 class ClaudeStream:
     """The state of one stream-json stream, fed line by line (pure)."""
@@ -55,9 +102,10 @@ class ClaudeStream:
     session_id: str | None = None
     turns: int = 0
     last_tool: str | None = None
+    note: str | None = None
     result: dict[str, Any] | None = None
     bad_lines: int = 0
-    _message_ids: set[str] = field(default_factory=set)
+    _usage: dict[str, dict[str, int]] = field(default_factory=dict)  # by message id
 
     def feed(self, line: str) -> bool:
         """Take one line; True when it changed what progress shows."""
@@ -76,24 +124,40 @@ class ClaudeStream:
             self.session_id = event["session_id"]
         if kind == "assistant":
             message = event.get("message") or {}
-            message_id = message.get("id") or f"#{len(self._message_ids)}"
-            if message_id not in self._message_ids:
-                self._message_ids.add(message_id)
+            message_id = str(message.get("id") or f"#{len(self._usage)}")
+            if message_id not in self._usage:
                 self.turns += 1
+            # One event per content block, each with the message's usage so far.
+            usage = message.get("usage")
+            seen = self._usage.setdefault(message_id, {})
+            if isinstance(usage, dict):
+                for key, kind_name in _USAGE_KEYS.items():
+                    seen[kind_name] = max(seen.get(kind_name, 0), int_field(usage.get(key)))
             for block in message.get("content") or []:
-                if not isinstance(block, dict):
-                    continue
-                if block.get("type") == "tool_use":
+                if isinstance(block, dict) and block.get("type") == "tool_use":
                     self.last_tool = tool_summary(str(block.get("name", "?")), block.get("input"))
+            self.note = None
             return True
         if kind == "result":
             self.result = event
+            self.note = None
+            return True
+        if kind == "system" and event.get("subtype") == "api_retry":
+            self.note = retry_note(event)
             return True
         return kind == "system"
 
+    def stream_tokens(self) -> dict[str, int]:
+        """The tokens the assistant messages showed (no result event needed)."""
+        totals: dict[str, int] = {}
+        for usage in self._usage.values():
+            for kind, count in usage.items():
+                totals[kind] = totals.get(kind, 0) + count
+        return totals
+
     def tokens(self) -> dict[str, int]:
         if self.result is None:
-            return {}
+            return self.stream_tokens()
         totals: dict[str, int] = {}
         model_usage = self.result.get("modelUsage")
         if isinstance(model_usage, dict) and model_usage:
@@ -110,38 +174,60 @@ class ClaudeStream:
             return totals
         usage = self.result.get("usage")
         if isinstance(usage, dict):
-            keys = {
-                "input_tokens": "input",
-                "output_tokens": "output",
-                "cache_read_input_tokens": "cache_read",
-                "cache_creation_input_tokens": "cache_creation",
-            }
-            for key, kind in keys.items():
+            for key, kind in _USAGE_KEYS.items():
                 totals[kind] = int_field(usage.get(key))
         return totals
 
-    def outcome(self) -> tuple[AgentOutcome, str | None]:
+    def denied_tools(self) -> tuple[str, ...]:
+        denials = (self.result or {}).get("permission_denials")
+        names: list[str] = []
+        for denial in denials if isinstance(denials, list) else []:
+            if isinstance(denial, dict):
+                name = str(denial.get("tool_name") or "?")
+                if name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    def turns_run(self) -> int:
+        """The turns that ran, as kinfra reports them."""
+        result = self.result or {}
+        if "num_turns" not in result:
+            return self.turns
+        turns = int_field(result["num_turns"])
+        if _max_turns(result):
+            turns -= 1  # the CLI counts the turn it refused to start
+        return max(turns, 0)
+
+    def outcome(self, max_turns: int | None = None) -> tuple[AgentOutcome, str | None]:
         result = self.result
         if result is None:
             return AgentOutcome.CRASHED, "the stream ended without a result event"
         subtype = str(result.get("subtype") or "")
         is_error = bool(result.get("is_error"))
-        reason = result.get("terminal_reason")
         text = result.get("result")
         errors = result.get("errors")
         detail = str(text) if isinstance(text, str) and text else None
         if not detail and isinstance(errors, list) and errors:
             detail = "; ".join(str(e) for e in errors)[:500]
-        if subtype == "error_max_turns" or reason == "max_turns":
-            return (
-                AgentOutcome.MAX_TURNS,
-                f"stopped after {result.get('num_turns')} turns (max turns)",
-            )
+        if _max_turns(result):
+            limit = max_turns if max_turns is not None else self.turns_run()
+            return AgentOutcome.MAX_TURNS, f"reached the max-turns limit ({limit} turns)"
         if is_error and subtype == "success":
             return AgentOutcome.API_ERROR, f"API error: {detail or 'is_error with subtype success'}"
+        if is_error and detail and detail.startswith(_NO_SESSION):
+            return AgentOutcome.SESSION_NOT_FOUND, detail
         if is_error or subtype.startswith("error"):
             return AgentOutcome.ERROR, f"{subtype or 'error'}: {detail or 'no detail'}"
+        denied = self.denied_tools()
+        if denied:
+            return AgentOutcome.PERMISSION_DENIED, denial_message(denied)
         return AgentOutcome.SUCCESS, None
+
+
+def _max_turns(result: dict[str, Any]) -> bool:
+    return (
+        result.get("subtype") == "error_max_turns" or result.get("terminal_reason") == "max_turns"
+    )
 
 
 class ClaudeAgent:
@@ -171,8 +257,11 @@ class ClaudeAgent:
             argv += ["--model", request.model]
         if self.settings.skip_permissions:
             argv.append("--dangerously-skip-permissions")
-        elif self.settings.allowed_tools:
-            argv += ["--allowedTools", *self.settings.allowed_tools]
+        else:
+            argv += ["--permission-mode", PERMISSION_MODE]
+            if self.settings.allowed_tools:
+                # variadic: kept last, the prompt comes on stdin
+                argv += ["--allowedTools", *self.settings.allowed_tools]
         return argv
 
     def run(
@@ -197,6 +286,8 @@ class ClaudeAgent:
                         else None,
                         last_tool=stream.last_tool,
                         session_id=stream.session_id,
+                        tokens=stream.tokens(),
+                        note=stream.note,
                     )
                 )
 
@@ -226,16 +317,15 @@ class ClaudeAgent:
                 crash_message(proc, "the agent exited without a result event"),
             )
         else:
-            outcome, error = stream.outcome()
+            outcome, error = stream.outcome(request.max_turns)
+        # never judge a cut-short stream by its partial text
         final_text = result.get("result") if isinstance(result.get("result"), str) else None
-        if final_text is None and stream.result is None:
-            final_text = None  # never judge a cut-short stream by its partial text
         model_usage = result.get("modelUsage")
         return with_status(
             AgentResult(
                 outcome=outcome,
                 session_id=stream.session_id,
-                turns=int_field(result["num_turns"]) if "num_turns" in result else stream.turns,
+                turns=stream.turns_run(),
                 cost_usd=_float(result.get("total_cost_usd")),
                 tokens=stream.tokens(),
                 duration=proc.duration,
@@ -246,6 +336,7 @@ class ClaudeAgent:
                 models=tuple(model_usage) if isinstance(model_usage, dict) else (),
                 exit_code=proc.returncode,
                 pid=proc.pid,
+                denied_tools=stream.denied_tools(),
             )
         )
 
