@@ -36,6 +36,10 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# The deploy tests' second engine: a network namespace (ip, nsenter) and TLS (openssl).
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   apt_install "${need_pkgs[@]}"

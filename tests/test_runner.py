@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kinfra.adapters.runner import CommandError, CommandNotFoundError, run, stream
+from kinfra.adapters.runner import CommandError, CommandNotFoundError, pipe, run, stream
 
 
 def test_run_reports_command_code_and_output() -> None:
@@ -33,3 +33,12 @@ def test_interrupted_stream_stops_a_silent_child_instead_of_waiting() -> None:
     with pytest.raises(KeyboardInterrupt):
         stream(["sh", "-c", "echo ready; exec sleep 60"], on_line=interrupt)
     assert time.monotonic() - started < 20
+
+
+def test_pipe_passes_bytes_and_names_the_step_that_failed() -> None:
+    result = pipe(["sh", "-c", "head -c 300000 /dev/zero"], ["wc", "-c"])
+    assert result.stdout.strip() == "300000"
+    with pytest.raises(CommandError, match=r"exit 4.*echo broken"):
+        pipe(["sh", "-c", "echo broken >&2; exit 4"], ["cat"])
+    with pytest.raises(CommandError, match="exit 5"):
+        pipe(["sh", "-c", "echo data"], ["sh", "-c", "cat >/dev/null; exit 5"])

@@ -183,3 +183,10 @@ class SharedDataError(KinfraError):
 
 class LocalProdError(KinfraError):
     """local-prod is not registered, already registered, or asked of the wrong checkout."""
+
+
+# --- deploy ----------------------------------------------------------------------
+
+
+class DeployError(KinfraError):
+    """A deploy cannot start or broke (unknown target, unreachable engine, refused ref...)."""

@@ -33,6 +33,10 @@ class ComposeTarget:
     project_dir: Path  # relative paths in the compose files resolve here
     files: tuple[Path, ...]
     env_files: tuple[Path, ...]
+    context: str | None = None  # a Docker context (another engine); None: the current one
+
+    def env(self) -> dict[str, str] | None:
+        return context_env(self.context)
 
     def args(self) -> list[str]:
         argv = [*compose_program(), "-p", self.project_name]
@@ -42,6 +46,14 @@ class ComposeTarget:
         for file in self.files:
             argv += ["-f", str(file)]
         return argv
+
+
+def context_env(context: str | None) -> dict[str, str] | None:
+    """The environment that points Compose at a Docker context. DOCKER_HOST is
+    blanked because it would win over DOCKER_CONTEXT."""
+    if context is None:
+        return None
+    return {"DOCKER_CONTEXT": context, "DOCKER_HOST": ""}
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,7 @@ def config(target: ComposeTarget) -> dict[str, Any]:
     result = _docker([*target.args(), "config", "--format", "json"], check=False)
     if not result.ok:
         raise ComposeError(
-            "docker compose rejected the slot's configuration: " + _compose_message(result),
+            "docker compose rejected the configuration: " + _compose_message(result),
             hint="fix the compose file or kinfra.toml; nothing was started",
         )
     data: dict[str, Any] = json.loads(result.stdout)
@@ -210,8 +222,17 @@ def _compose_message(result: Result) -> str:
 def up(target: ComposeTarget, wait_timeout: float, on_line: Callable[[str], None]) -> Result:
     """``up -d --wait``: returns the result (also on failure) for the caller to judge."""
     argv = [*target.args(), "up", "-d", "--wait", "--wait-timeout", str(int(wait_timeout))]
+    return _stream(argv, on_line, target.env())
+
+
+def build(target: ComposeTarget, on_line: Callable[[str], None]) -> Result:
+    """``build`` of the services that have a build section, on the target's engine."""
+    return _stream([*target.args(), "build"], on_line, target.env())
+
+
+def _stream(argv: list[str], on_line: Callable[[str], None], env: dict[str, str] | None) -> Result:
     try:
-        result = stream(argv, on_line=on_line, check=False)
+        result = stream(argv, on_line=on_line, check=False, env=env)
     except CommandNotFoundError as exc:
         raise _not_installed() from exc
     if not result.ok:
@@ -219,7 +240,12 @@ def up(target: ComposeTarget, wait_timeout: float, on_line: Callable[[str], None
     return result
 
 
-def down(project_name: str, volumes: bool = False, timeout: float | None = None) -> None:
+def down(
+    project_name: str,
+    volumes: bool = False,
+    timeout: float | None = None,
+    context: str | None = None,
+) -> None:
     """Stop and remove a project's containers and network; volumes only if asked.
 
     Addressed by project name alone (compose finds its resources by label), so
@@ -230,12 +256,20 @@ def down(project_name: str, volumes: bool = False, timeout: float | None = None)
         argv.append("--volumes")
     if timeout is not None:
         argv += ["--timeout", str(int(timeout))]
-    _docker(argv)
+    _docker(argv, env=context_env(context))
 
 
-def ps(project_name: str) -> list[ContainerState]:
-    result = _docker([*compose_program(), "-p", project_name, "ps", "--all", "--format", "json"])
-    return [_container(item) for item in _json_records(result.stdout)]
+def ps(project_name: str, context: str | None = None) -> list[ContainerState]:
+    return [_container(item) for item in ps_records(project_name, context)]
+
+
+def ps_records(project_name: str, context: str | None = None) -> list[dict[str, Any]]:
+    """compose's own JSON record of each container (Publishers, Labels...)."""
+    result = _docker(
+        [*compose_program(), "-p", project_name, "ps", "--all", "--format", "json"],
+        env=context_env(context),
+    )
+    return _json_records(result.stdout)
 
 
 def _json_records(text: str) -> list[dict[str, Any]]:

@@ -161,6 +161,67 @@ def stream(
     return result
 
 
+def pipe(
+    first: Sequence[str | Path],
+    second: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> Result:
+    """``first | second`` (``docker save … | docker --context X load``): bytes
+    flow between the two processes without passing through Python.
+
+    The result is the first failing command's (the producer's when both
+    fail), else the consumer's, so an error names the step that broke.
+    """
+    args_a = tuple(str(a) for a in first)
+    args_b = tuple(str(a) for a in second)
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    try:
+        producer = subprocess.Popen(
+            args_a, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        raise CommandNotFoundError(args_a[0]) from exc
+    assert producer.stdout is not None
+    try:
+        consumer = subprocess.Popen(
+            args_b, env=full_env, stdin=producer.stdout, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        producer.kill()
+        producer.wait()
+        raise CommandNotFoundError(args_b[0]) from exc
+    # The consumer owns the read end now: if it dies, the producer gets SIGPIPE.
+    producer.stdout.close()
+    try:
+        out_b, err_b = consumer.communicate()
+        assert producer.stderr is not None
+        err_a = producer.stderr.read()
+        producer.stderr.close()
+        code_a = producer.wait()
+    except BaseException:
+        for proc in (producer, consumer):
+            proc.kill()
+            proc.wait()
+        raise
+    if code_a != 0:
+        result = Result(args_a, code_a, "", err_a.decode(errors="replace"))
+    else:
+        result = Result(
+            args_b, consumer.returncode, out_b.decode(errors="replace"),
+            err_b.decode(errors="replace"),
+        )  # fmt: skip
+    if check and not result.ok:
+        raise CommandError(result)
+    return result
+
+
 def _stop(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
     """SIGINT, then SIGTERM, then SIGKILL, each given ``grace`` seconds."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):

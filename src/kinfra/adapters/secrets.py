@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
 from kinfra.domain.slot import parse_env_file
-from kinfra.errors import SecretError
+from kinfra.errors import KinfraError, SecretError
 from kinfra.paths import SECRETS_FILE as SECRETS_FILE
 
 OP_TIMEOUT = 60.0  # seconds for one `op read`; KINFRA_OP_TIMEOUT overrides it
@@ -254,3 +254,21 @@ def redact(text: str, values: Iterable[str]) -> str:
     for needle in sorted(needles, key=len, reverse=True):
         text = text.replace(needle, "[secret]")
     return text
+
+
+def redact_exception(exc: BaseException, values: Iterable[str]) -> None:
+    """Scrub secret values from an exception, its cause chain and their args,
+    before anything prints or records it (compose may echo a value)."""
+    values = [v for v in values if v]
+    if not values:
+        return
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KinfraError):
+            current.message = redact(current.message, values)
+            if current.hint:
+                current.hint = redact(current.hint, values)
+        current.args = tuple(redact(a, values) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__

@@ -89,6 +89,38 @@ def read_versioned_json(path: Path, *, kind: str, current_version: int) -> dict[
     return data
 
 
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append records as JSON lines in one write to an O_APPEND file, so that
+    concurrent writers never interleave inside a line."""
+    if not records:
+        return
+    text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every object line of a JSON-lines file (none when it does not exist); a
+    torn or foreign line is skipped rather than failing the whole read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 @contextlib.contextmanager
 def file_lock(lock_path: Path, *, blocking: bool = True, what: str = "lock") -> Iterator[None]:
     """An exclusive advisory OS lock (flock), held for the ``with`` block.

@@ -36,6 +36,7 @@ COMMANDS = {
     "sandbox": "kinfra.cli.sandbox:app",
     "secrets": "kinfra.cli.everyday:secrets_app",
     "local-prod": "kinfra.cli.local_prod:app",
+    "deploy": "kinfra.cli.deploy:app",
     "orch": "kinfra.cli.orch:app",
 }
 

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinfra.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kinfra.domain.config_deploy import DeployTarget
 
 CONFIG_FILE = "kinfra.toml"
 
@@ -146,6 +149,7 @@ class Config:
     session: SessionSettings
     orchestrator: OrchestratorSettings
     env: Mapping[str, str] = field(default_factory=dict)
+    deploy: Mapping[str, DeployTarget] = field(default_factory=dict)  # [deploy.<target>]
 
     @property
     def root(self) -> Path:
@@ -238,7 +242,8 @@ class _Table:
         for index, item in enumerate(value):
             if not isinstance(item, dict):
                 raise self.error(key, f"item {index + 1}: expected a table, got {_describe(item)}")
-            result.append(_Table(self.file, f"{key}][{index + 1}", item))
+            where = f"{self.where}.{key}" if self.where else key
+            result.append(_Table(self.file, f"{where}][{index + 1}", item))
         return result
 
     def subtables(self) -> list[tuple[str, _Table]]:
@@ -325,6 +330,15 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     session_t.done()
 
     orchestrator = _parse_orchestrator(top.table("orchestrator"))
+    from kinfra.domain.config_deploy import parse_deploy  # imports this module
+
+    deploy = parse_deploy(
+        top.table("deploy"),
+        project=name,
+        compose_files=compose_files,
+        port_names=port_names,
+        wait_timeout=sandbox.wait_timeout,
+    )
     top.done()
 
     return Config(
@@ -345,6 +359,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
         session=session,
         orchestrator=orchestrator,
         env=env,
+        deploy=deploy,
     )
 
 

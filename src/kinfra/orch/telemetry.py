@@ -16,7 +16,6 @@ global provider is ever set.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +44,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Span, StatusCode, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from kinfra.adapters.statefile import append_jsonl, read_jsonl
 from kinfra.errors import OrchestratorError
 
 TASKS_METRIC = "kinfra.orch.tasks"
@@ -64,16 +64,8 @@ class _JsonlFile:
         self._lock = threading.Lock()
 
     def append(self, records: Sequence[dict[str, Any]]) -> None:
-        if not records:
-            return
-        text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, text.encode("utf-8"))
-            finally:
-                os.close(fd)
+            append_jsonl(self.path, list(records))
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
@@ -304,17 +296,4 @@ def _otlp_exporters() -> tuple[SpanExporter, MetricExporter]:
 
 def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Every record of the given telemetry files; a torn last line is skipped."""
-    records: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            continue
-        for line in text.splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+    return [record for path in paths for record in read_jsonl(path)]

@@ -9,7 +9,7 @@ its own time budget, skipping a check whose prerequisite failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -41,39 +41,57 @@ def run_gate(
 
 
 def check_target(check: HealthCheck, slot: Slot) -> str:
-    port = slot.ports[check.port]
-    if check.type is CheckType.HTTP:
-        return f"http://{slot.check_netloc_host}:{port}{check.path}"
-    return f"{slot.check_netloc_host}:{port}"
+    return _target(check, slot.check_host, slot.ports[check.port])
+
+
+def _target(check: HealthCheck, host: str, port: int) -> str:
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"http://{netloc}{check.path}" if check.type is CheckType.HTTP else netloc
 
 
 def run_checks(
     config: Config, slot: Slot, on_result: Callable[[CheckResult], None]
 ) -> list[CheckResult]:
+    return probe_checks(config.checks, lambda c: (slot.check_host, slot.ports[c.port]), on_result)
+
+
+def probe_checks(
+    checks: Sequence[HealthCheck],
+    locate: Callable[[HealthCheck], tuple[str, int] | str],
+    on_result: Callable[[CheckResult], None],
+) -> list[CheckResult]:
+    """The checks, in order, against any address: ``locate`` gives a check's
+    (host, port), or the reason it has none (a deploy target that does not
+    publish the port), which fails it. A check whose prerequisite did not
+    pass is skipped, not waited for."""
     results: dict[str, CheckResult] = {}
-    for check in config.checks:
-        target = check_target(check, slot)
+    for check in checks:
+        where = locate(check)
         blocked = [n for n in check.needs if results[n].outcome is not Outcome.PASSED]
-        if blocked:
+        if isinstance(where, str):
+            result = CheckResult(check.name, check.port, Outcome.FAILED, where, 0.0)
+        elif blocked:
+            target = _target(check, *where)
             result = CheckResult(
                 check.name, target, Outcome.SKIPPED, f"needs {', '.join(blocked)}", 0.0
             )
         else:
-            probe = _probe_for(check, slot, target)
-            last, seconds = netcheck.poll(probe, check.timeout)
-            outcome = Outcome.PASSED if last.ok else Outcome.FAILED
-            detail = last.detail if last.ok else f"{last.detail} after {check.timeout:g}s"
-            result = CheckResult(check.name, target, outcome, detail, seconds)
+            result = _probe(check, *where)
         results[check.name] = result
         on_result(result)
     return list(results.values())
 
 
-def _probe_for(check: HealthCheck, slot: Slot, target: str) -> Callable[[], netcheck.ProbeResult]:
+def _probe(check: HealthCheck, host: str, port: int) -> CheckResult:
+    target = _target(check, host, port)
     if check.type is CheckType.HTTP:
-        return lambda: netcheck.http_probe(target, check.expect)
-    port = slot.ports[check.port]
-    return lambda: netcheck.tcp_probe(slot.check_host, port)
+        probe = lambda: netcheck.http_probe(target, check.expect)  # noqa: E731
+    else:
+        probe = lambda: netcheck.tcp_probe(host, port)  # noqa: E731
+    last, seconds = netcheck.poll(probe, check.timeout)
+    outcome = Outcome.PASSED if last.ok else Outcome.FAILED
+    detail = last.detail if last.ok else f"{last.detail} after {check.timeout:g}s"
+    return CheckResult(check.name, target, outcome, detail, seconds)
 
 
 _WORKER_WAIT = 30.0

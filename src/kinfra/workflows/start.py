@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +192,7 @@ def start_stack(
             # Nothing is running that needs them: secrets stay on disk only
             # while a stack runs (a failed gate leaves it up for inspection).
             (slot.directory / secret_refs.SECRETS_FILE).unlink(missing_ok=True)
-        _redact_chain(exc, secret_values.values())
+        secret_refs.redact_exception(exc, secret_values.values())
         raise
 
 
@@ -235,25 +235,6 @@ def _inspect_hint(slot: Slot) -> str:
         f"look at `kinfra sandbox logs --slot {slot.slot_id}`; "
         f"stop it with `kinfra sandbox down --slot {slot.slot_id}`"
     )
-
-
-def _redact_chain(exc: BaseException, values: Iterable[str]) -> None:
-    """Scrub secret values from an exception, its cause chain and their args."""
-    values = [v for v in values if v]
-    if not values:
-        return
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, KinfraError):
-            current.message = secret_refs.redact(current.message, values)
-            if current.hint:
-                current.hint = secret_refs.redact(current.hint, values)
-        current.args = tuple(
-            secret_refs.redact(a, values) if isinstance(a, str) else a for a in current.args
-        )
-        current = current.__cause__ or current.__context__
 
 
 def _raise_start_failure(slot: Slot, output: str, set_status: SetStatus) -> None:

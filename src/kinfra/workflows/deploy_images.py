@@ -1,0 +1,146 @@
+"""The images of a deploy: built from a clean checkout of the ref, then shipped.
+
+The build never sees the user's working tree: it runs in a detached
+``git worktree`` of the commit, removed afterwards. Images reach the target
+with ``docker save | docker --context X load`` (only those it lacks, by ID),
+or through the configured registry (push here, pull there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kinfra.adapters import compose, docker_engine, git
+from kinfra.adapters.statefile import atomic_write_text
+from kinfra.domain import compose_yaml
+from kinfra.domain.config_deploy import DeployTarget
+from kinfra.domain.deploy import release_ref
+from kinfra.errors import DeployError
+
+
+@contextlib.contextmanager
+def checkout(repo: Path, sha: str, path: Path) -> Iterator[Path]:
+    """A detached worktree of ``sha`` at ``path``, removed afterwards."""
+    discard(repo, path)  # left by a deploy that was killed
+    git.git("worktree", "add", "--quiet", "--detach", str(path), sha, cwd=repo)
+    try:
+        yield path
+    finally:
+        discard(repo, path)
+
+
+def discard(repo: Path, path: Path) -> None:
+    if path.exists():
+        git.git("worktree", "remove", "--force", str(path), cwd=repo, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+    git.prune_worktrees(repo)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str | None  # the compose file's image name
+    builds: bool  # has a build section
+
+
+def compose_target(
+    tree: Path,
+    target: DeployTarget,
+    env_files: tuple[Path, ...],
+    extra: tuple[Path, ...] = (),
+    context: str | None = None,
+) -> compose.ComposeTarget:
+    return compose.ComposeTarget(
+        project_name=target.project,
+        project_dir=tree,
+        files=(*(tree / f for f in target.compose_files), *extra),
+        env_files=env_files,
+        context=context,
+    )
+
+
+def services(tree: Path, target: DeployTarget, env_files: tuple[Path, ...]) -> list[Service]:
+    """The services of the target's compose files at this commit (compose's merged model)."""
+    missing = [f for f in target.compose_files if not (tree / f).is_file()]
+    if missing:
+        raise target.key_error(
+            "compose_files", f"{missing[0]} does not exist at the deployed commit"
+        )
+    model = compose.config(compose_target(tree, target, env_files))
+    return [
+        Service(name, body.get("image"), bool(body.get("build")))
+        for name, body in (model.get("services") or {}).items()
+    ]
+
+
+def build(
+    tree: Path,
+    target: DeployTarget,
+    env_files: tuple[Path, ...],
+    found: list[Service],
+    sha: str,
+    workdir: Path,
+    on_line: Callable[[str], None],
+) -> dict[str, tuple[str, str]]:
+    """Build every service with a build section on the local engine, each
+    named ``<image>:<short sha>``; returns service -> (name, image ID)."""
+    refs = {
+        s.name: release_ref(s.image, target.project, s.name, sha, target.registry)
+        for s in found
+        if s.builds
+    }
+    if not refs:
+        return {}
+    override = workdir / "build.override.yml"
+    document = {"services": {name: {"image": ref} for name, ref in refs.items()}}
+    atomic_write_text(override, compose_yaml.dump(document, "# kinfra deploy: image names\n"))
+    result = compose.build(compose_target(tree, target, env_files, (override,)), on_line)
+    if not result.ok:
+        lines = [line.strip() for line in result.output.splitlines() if line.strip()]
+        raise DeployError(
+            "building the images failed: " + (" / ".join(lines[-3:]) or "docker compose build"),
+            hint="the build ran on a clean checkout of the commit; try `docker compose build` "
+            "there, or look at the build output above",
+        )
+    ids = docker_engine.image_ids(None, refs.values())
+    return {name: (ref, ids[ref]) for name, ref in refs.items()}
+
+
+def ship(
+    images: Mapping[str, str],
+    context: str,
+    registry: str | None = None,
+    source: str | None = None,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> list[str]:
+    """Make ``images`` (name or ID -> image ID) present on the engine of
+    ``context``; returns the names that had to travel.
+
+    Only images whose ID the target lacks travel. With a registry the names
+    are pushed from the local engine and pulled by the target; otherwise
+    ``docker save | docker --context X load`` from ``source`` (None: local).
+    """
+    present = set(docker_engine.image_ids(context, set(images.values())).values())
+    missing = [name for name, image in images.items() if image not in present]
+    if not missing:
+        return []
+    if registry:
+        for name in missing:
+            on_step(f"pushing {name}")
+            docker_engine.push(name)
+            docker_engine.pull(context, name)
+    else:
+        on_step(f"loading {len(missing)} image(s) into {context}: {' '.join(missing)}")
+        docker_engine.transfer(missing, source, context)
+    arrived = docker_engine.image_ids(context, set(images.values()))
+    lacking = [name for name, image in images.items() if image not in arrived.values()]
+    if lacking:
+        raise DeployError(
+            f"images did not arrive on {context}: {', '.join(lacking)}",
+            hint=f"compare `docker --context {context} image ls` with the local images",
+        )
+    return missing
