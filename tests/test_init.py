@@ -156,11 +156,11 @@ def test_several_services_with_variables_unpublished_ports_and_overlaps(tmp_path
     assert ports_of(config) == {
         "gateway": ("gateway", 8000, 8000, "http"),  # ${GATEWAY_PORT:-8000}
         # 8003 is within the pool of 6 of gateway's 8000: moved, and said so.
-        "auth_service": ("auth-service", 8080, 8007, "http"),
+        "auth_service": ("auth-service", 8080, 8013, "http"),
         "sftp": ("sftp", 22, 2222, "tcp"),  # unquoted 2222:22 is not base-60 here
     }
     notes = "\n".join(result.notes)
-    assert "host port 8003 overlaps port 'gateway'" in notes and "moved to 8007" in notes
+    assert "host port 8003 overlaps port 'gateway'" in notes and "moved to 8013" in notes
     assert "port 9000 has no fixed host port" in notes
     assert "7000-7002:7000-7002 is not supported" in notes
     assert "'${UNSET_PORT}:80' uses a variable without a default" in notes
@@ -386,7 +386,7 @@ def test_odd_service_names_make_valid_unique_port_names(tmp_path: Path) -> None:
 def test_a_base_near_the_top_of_the_port_range_moves_down(tmp_path: Path) -> None:
     compose = {"services": {"s": {"image": "x", "ports": ["65533:80"]}}}
     proposal = compose_inspect.propose(compose, name="p", compose_files=["c.yml"], compose_dir="")
-    assert [p.base for p in proposal.ports] == [1024]
+    assert [p.base for p in proposal.ports] == [10000]  # the high range, as for privileged ports
     assert "would pass 65535" in proposal.notes[0]
 
 

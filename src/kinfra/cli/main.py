@@ -34,6 +34,7 @@ COMMANDS = {
     "init-shared": "kinfra.cli.everyday:init_shared_command",
     "init": "kinfra.cli.main:init_command",
     "sandbox": "kinfra.cli.sandbox:app",
+    "ports": "kinfra.cli.machine:ports_command",
     "secrets": "kinfra.cli.everyday:secrets_app",
     "local-prod": "kinfra.cli.local_prod:app",
     "deploy": "kinfra.cli.deploy:app",

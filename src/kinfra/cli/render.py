@@ -58,6 +58,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     plain("\n".join(lines))
 
 
+def ports(planned: Mapping[str, int], running: Mapping[str, int] | None = None) -> str:
+    """``api:8001 db:5433``; a port about to change shows both, ``api:8001→8011``."""
+    parts = []
+    for name, port in planned.items():
+        old = (running or {}).get(name, port)
+        parts.append(f"{name}:{old}→{port}" if old != port else f"{name}:{port}")
+    return " ".join(parts)
+
+
 def containers_and_urls(containers: Sequence[Any], urls: Mapping[str, str]) -> None:
     """The container table and the URLs, as every status command shows them."""
     if containers:

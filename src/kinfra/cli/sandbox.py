@@ -39,15 +39,19 @@ def provision_command(count: int | None, dry_run: bool) -> None:
     for slot in report.slots:
         if slot.slot_id in report.created:
             action = "would create" if dry_run else "created"
+        elif slot.slot_id in report.ports_change:
+            action = "claimed: ports change at next start"
         elif slot.slot_id in report.kept_claimed:
             action = "claimed: untouched"
         else:
             action = "would refresh" if dry_run else "refreshed"
-        ports = " ".join(f"{k}:{v}" for k, v in slot.ports.items())
+        ports = render.ports(slot.ports, report.ports_change.get(slot.slot_id))
         rows.append([str(slot.slot_id), slot.profile.value, slot.compose_project, ports, action])
     render.table(["slot", "profile", "compose project", "ports", "action"], rows)
     for note in report.notes:
         render.note(note)
+    if report.ports_change:
+        render.note("old→new: a claimed slot keeps its ports until its next start")
     for slot_id in report.beyond_count:
         render.note(f"slot {slot_id} exists beyond --count and was left as it is")
     for slot_id in report.running_unclaimed:
@@ -131,6 +135,32 @@ def status_command(slot: int | None, json_output: bool) -> None:
     render.containers_and_urls(report.containers, report.slot.urls)
 
 
+@app.command("config")
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Output format.",
+)
+def config_command(slot: int | None, fmt: str) -> None:
+    """Print the merged compose configuration `up` would run for a slot (secrets
+    redacted); starts nothing. An unclaimed slot shows a claim by this checkout."""
+    from kinfra.project import find_project
+    from kinfra.workflows.slot_config import merged_config
+
+    project = find_project()
+    merged = merged_config(project, _target_slot(project, slot), fmt)
+    render.out(merged.text, end="" if merged.text.endswith("\n") else "\n")
+    if not merged.claimed:
+        render.note(
+            f"slot {merged.slot.slot_id} is not claimed: shown as a claim by "
+            f"{merged.code_dir} would run it"
+        )
+
+
 @app.command("logs")
 @argument("services", nargs=-1, help="Services to show (default: all).")
 @click.option("--slot", "-s", type=int, help=SLOT_HELP)
@@ -168,6 +198,7 @@ def slots_command(json_output: bool) -> None:
                     "profile": v.slot.profile.value,
                     "memory": project.config.profiles[v.slot.profile].memory,
                     "ports": dict(v.slot.ports),
+                    "ports_until_restart": v.ports_now,
                     "compose_project": v.slot.compose_project,
                     "claimed_by": str(v.record.claim.path) if v.record.claim else None,
                     "claimed_at": v.record.claim.at if v.record.claim else None,
@@ -184,7 +215,7 @@ def slots_command(json_output: bool) -> None:
                 str(v.slot.slot_id),
                 v.slot.profile.value,
                 project.config.profiles[v.slot.profile].memory,
-                " ".join(f"{k}:{p}" for k, p in v.slot.ports.items()),
+                render.ports(v.slot.ports, v.ports_now),
                 v.record.claim.path.name if v.record.claim else "-",
                 v.live,
             ]
@@ -194,6 +225,8 @@ def slots_command(json_output: bool) -> None:
             render.table(["slot", "profile", "memory", "ports", "claimed by", "status"], rows)
     if note:
         render.note(note)
+    if any(v.ports_now for v in views):
+        render.note("old→new: a claimed slot keeps its ports until its next start")
     for v in views:
         if v.running and v.record.claim is None:
             render.warn(

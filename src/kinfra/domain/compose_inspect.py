@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kinfra.domain import compose_yaml
 from kinfra.domain.config import CheckType, CodeMount, HealthCheck, NamedPort
+from kinfra.domain.port_plan import choose_base
 from kinfra.errors import InvalidNameError
 
 DEFAULT_POOL_SIZE = 6
@@ -151,8 +152,25 @@ def check_project_name(name: str) -> str:
     return name
 
 
-def make_prefix(name: str) -> str:
-    return name[:_PREFIX_MAX].rstrip("-") or name[0]
+def make_prefix(name: str, taken: Collection[str] = ()) -> str:
+    """A short prefix for compose project names, none of ``taken``."""
+    prefix = name[:_PREFIX_MAX].rstrip("-") or name[0]
+    number = 2
+    while prefix in taken:
+        suffix = f"-{number}"
+        prefix = name[: _PREFIX_MAX - len(suffix)].rstrip("-") + suffix
+        number += 1
+    return prefix
+
+
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... when another project has it."""
+    candidate, number = name, 2
+    while candidate in taken:
+        suffix = f"-{number}"
+        candidate = name[: 40 - len(suffix)].rstrip("-") + suffix
+        number += 1
+    return candidate
 
 
 def propose(
@@ -162,11 +180,17 @@ def propose(
     compose_files: Sequence[str],
     compose_dir: str,
     pool_size: int = DEFAULT_POOL_SIZE,
+    reserved: Mapping[int, str] | None = None,
+    busy: Callable[[int], bool] = lambda _: False,
+    taken_prefixes: Collection[str] = (),
 ) -> Proposal:
     """The starting config for ``compose`` (the merged document).
 
     ``compose_dir`` is the folder of the first compose file relative to the
     repository root ("" for the root): relative paths in compose resolve there.
+    ``reserved`` (host port -> owner) are the ports of other projects' slots
+    and ``busy`` says whether something listens on a port now: the bases
+    proposed avoid both (see ``domain.port_plan``).
     """
     services: dict[str, dict[str, Any]] = dict(compose.get("services") or {})
     notes: list[str] = []
@@ -176,7 +200,7 @@ def propose(
     published: list[_Published] = []
     for svc, svc_def in services.items():
         published.extend(_published_ports(svc, svc_def, notes))
-    ports = _name_ports(published, health, pool_size, notes)
+    ports = _name_ports(published, health, pool_size, notes, reserved or {}, busy)
     mounts, candidates = _propose_mounts(services, compose_dir, notes)
     checks = _propose_checks(services, ports, health, notes)
     workers = tuple(svc for svc in services if "worker" in svc.lower())
@@ -184,7 +208,7 @@ def propose(
         notes.append("no service publishes a host port: add [ports] entries by hand")
     return Proposal(
         name=name,
-        prefix=make_prefix(name),
+        prefix=make_prefix(name, taken_prefixes),
         compose_files=tuple(compose_files),
         pool_size=pool_size,
         ports=ports,
@@ -298,10 +322,12 @@ def _name_ports(
     health: Mapping[str, _HealthUrl | None],
     pool_size: int,
     notes: list[str],
+    reserved: Mapping[int, str],
+    busy: Callable[[int], bool],
 ) -> tuple[NamedPort, ...]:
     api_service = _api_service(published, health)
     names: set[str] = set()
-    bases: list[tuple[str, int]] = []
+    bases: dict[str, int] = {}
     seen_services: set[str] = set()
     result: list[NamedPort] = []
     for port in published:
@@ -314,16 +340,14 @@ def _name_ports(
             counter += 1
         seen_services.add(port.service)
         names.add(name)
-        base = _free_base(port.host, [b for _, b in bases], pool_size)
-        if base != port.host:
-            clashes = [n for n, b in bases if abs(b - port.host) <= pool_size]
-            why = f"overlaps port '{clashes[0]}'" if clashes else "would pass 65535"
+        choice = choose_base(port.host, pool_size, bases, reserved, busy)
+        if choice.why_moved is not None:
             notes.append(
-                f"port '{name}' (service {port.service}): host port {port.host} {why} across "
-                f"the pool of {pool_size}; base moved to {base}"
+                f"port '{name}' (service {port.service}): {choice.why_moved} (slots 0-{pool_size} "
+                f"need {pool_size + 1} ports); base moved to {choice.base}"
             )
-        bases.append((name, base))
-        result.append(NamedPort(name, port.service, port.target, base, scheme))
+        bases[name] = choice.base
+        result.append(NamedPort(name, port.service, port.target, choice.base, scheme))
     return tuple(result)
 
 
@@ -338,25 +362,6 @@ def _api_service(
         if service.lower() in _API_SERVICES and _scheme(target, service, health) != "tcp":
             return service
     return None
-
-
-def _free_base(wanted: int, taken: list[int], pool_size: int) -> int:
-    """``wanted`` if its slot range meets no taken range, else the next base that fits."""
-
-    def clashes(base: int) -> bool:
-        return base + pool_size > 65535 or any(abs(base - t) <= pool_size for t in taken)
-
-    if not clashes(wanted):
-        return wanted
-    base = wanted
-    while base + pool_size <= 65535:
-        base += 1
-        if not clashes(base):
-            return base
-    base = 1024  # ran off the top: search upwards from the unprivileged ports
-    while clashes(base):
-        base += 1
-    return base
 
 
 # --- health --------------------------------------------------------------------
@@ -655,6 +660,14 @@ def _comment(text: str) -> str:
     return "# " + " ".join(text.split())
 
 
+def render_port_line(port: NamedPort) -> str:
+    """One ``[ports]`` entry as kinfra.toml writes it."""
+    return (
+        f"{_toml_key(port.name)} = {{ service = {toml_string(port.service)}, "
+        f"target = {port.target}, base = {port.base}, scheme = {toml_string(port.scheme)} }}"
+    )
+
+
 def render_toml(proposal: Proposal, source: str) -> str:
     """The config file text: deterministic, commented, in a fixed order."""
     lines = [
@@ -673,14 +686,11 @@ def render_toml(proposal: Proposal, source: str) -> str:
         f"compose_files = {_toml_list(proposal.compose_files)}",
         "",
         "# Named host ports. Slot N publishes base + N (slot 0 is local-prod), so the",
-        "# bases of two ports must be more than pool_size apart.",
+        "# bases of two ports must be more than pool_size apart. The bases meet no port",
+        "# of another project's slots on this machine (`kinfra ports` shows them all).",
         "[ports]",
     ]
-    for port in proposal.ports:
-        lines.append(
-            f"{_toml_key(port.name)} = {{ service = {toml_string(port.service)}, "
-            f"target = {port.target}, base = {port.base}, scheme = {toml_string(port.scheme)} }}"
-        )
+    lines += [render_port_line(port) for port in proposal.ports]
     lines += _render_sandbox(proposal)
     for mount in proposal.mounts:
         lines += ["", *_render_mount(mount)]

@@ -1,8 +1,10 @@
 """``kinfra init``: read the compose file(s), write a starting ``kinfra.toml``.
 
 The guessing lives in ``kinfra.domain.compose_inspect`` (pure); this module
-finds the files, reads them, checks the result against the real validator and
-creates the config without ever replacing an existing one.
+finds the files, reads them, asks the registry what the machine's other
+projects hold (names, prefixes, ports) and what listens now, checks the
+result against the real validator and creates the config without ever
+replacing an existing one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import git
+from kinfra.adapters.registry import RegistryStore, normalize
 from kinfra.adapters.statefile import atomic_write_text
 from kinfra.domain import compose_inspect
 from kinfra.domain.config import CONFIG_FILE, parse_config
 from kinfra.errors import ConfigError, GitError, KinfraError
+from kinfra.workflows.machine import listening, machine_reservations
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 
@@ -39,23 +43,33 @@ def init_project(
     files = find_compose_files(root, cwd.resolve(), compose_files)
     documents = [compose_inspect.parse_compose(_read(f), f.name) for f in files]
     relative = [f.relative_to(root).as_posix() for f in files]
+    # The machine's other projects: their names, prefixes and ports are
+    # taken. A project already registered from this checkout keeps its own.
+    registry = RegistryStore().load()
+    others = {n: r for n, r in registry.projects.items() if r.root != normalize(root)}
     project_name = (
         compose_inspect.check_project_name(name)
         if name is not None
-        else compose_inspect.project_name_from_folder(root.name)
+        else compose_inspect.unique_name(
+            compose_inspect.project_name_from_folder(root.name), others
+        )
     )
+    reserved, machine_notes = machine_reservations(registry, skip=project_name)
     compose_dir = files[0].parent.relative_to(root).as_posix()
     proposal = compose_inspect.propose(
         compose_inspect.merge_compose(documents),
         name=project_name,
         compose_files=relative,
         compose_dir="" if compose_dir == "." else compose_dir,
+        reserved=reserved,
+        busy=listening,
+        taken_prefixes={r.prefix for r in others.values()},
     )
     text = compose_inspect.render_toml(proposal, ", ".join(relative))
     _validate(path, text)
     if not dry_run:
         write_new_file(path, text)
-    return InitResult(path=path, text=text, notes=list(proposal.notes))
+    return InitResult(path=path, text=text, notes=[*proposal.notes, *machine_notes])
 
 
 def repository_root(cwd: Path) -> Path:

@@ -1,17 +1,24 @@
-"""Every project on this machine, as the registry lists them, with its config.
+"""Every project on this machine, as the registry lists them, and their ports.
 
 Ports are planned machine-wide, but the registry keeps no ports: another
 project's ports come from its own kinfra.toml (in the main checkout the
-registry names), through the same ``Slot`` derivation its ``up`` uses.
+registry names), through the same ``Slot`` derivation its ``up`` uses. A
+project reserves the ports of every slot it can have, 0 (local-prod) to its
+pool size, provisioned or not, so that growing a pool never collides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kinfra.adapters import netcheck
 from kinfra.adapters.registry import Registry
 from kinfra.domain.config import CONFIG_FILE, Config, load_config
+from kinfra.domain.slot import LOCAL_PROD_SLOT
 from kinfra.errors import KinfraError
+from kinfra.project import slot_of
+from kinfra.workflows.pool import ports_in_effect
 
 
 @dataclass
@@ -36,3 +43,81 @@ def load_projects(registry: Registry, skip: str | None = None) -> MachineProject
         except KinfraError as exc:
             found.unreadable[name] = exc.message
     return found
+
+
+@dataclass(frozen=True)
+class PortEntry:
+    project: str
+    slot_id: int
+    name: str
+    port: int
+    host: str  # where to look for a listener: the slot's bind address (loopback for a wildcard)
+    # A claimed slot still runs the ports it was started with; its plan's
+    # ports (another entry) take over at its next start.
+    until_restart: bool = False
+
+    @property
+    def owner(self) -> str:
+        slot = "local-prod" if self.slot_id == LOCAL_PROD_SLOT else f"slot {self.slot_id}"
+        until = ", until its next start" if self.until_restart else ""
+        return f"{self.project} {slot} ({self.name}{until})"
+
+
+def port_map(registry: Registry, projects: MachineProjects) -> list[PortEntry]:
+    """Every host port the registered projects' slots publish or may publish."""
+    entries: list[PortEntry] = []
+    for name, config in projects.configs.items():
+        record = registry.projects.get(name)
+        provisioned = set(record.slots) if record is not None else set()
+        slot_ids = sorted(set(range(LOCAL_PROD_SLOT, config.sandbox.pool_size + 1)) | provisioned)
+        for slot_id in slot_ids:
+            slot = slot_of(config, slot_id)
+            for port_name, port in slot.ports.items():
+                entries.append(PortEntry(name, slot_id, port_name, port, slot.check_host))
+            held = record.slots.get(slot_id) if record is not None else None
+            if held is not None and held.claim is not None:
+                old = ports_in_effect(slot) or {}
+                for port_name, port in old.items():
+                    if slot.ports.get(port_name) != port:
+                        entries.append(
+                            PortEntry(name, slot_id, port_name, port, slot.check_host, True)
+                        )
+    return entries
+
+
+def reserved_ports(entries: list[PortEntry]) -> dict[int, str]:
+    """host port -> who has it, for the port planner and its messages."""
+    return {entry.port: entry.owner for entry in entries}
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on host:port right now."""
+    return netcheck.tcp_probe(host, port, timeout=0.25).ok
+
+
+def machine_reservations(registry: Registry, skip: str) -> tuple[dict[int, str], list[str]]:
+    """The ports every project but ``skip`` holds, and notes on the projects
+    whose config could not be read (their ports are unknown)."""
+    projects = load_projects(registry, skip=skip)
+    notes = [f"the ports of {n} are unknown: {why}" for n, why in projects.unreadable.items()]
+    return reserved_ports(port_map(registry, projects)), notes
+
+
+@dataclass(frozen=True)
+class PortStatus:
+    entry: PortEntry
+    listening: bool
+
+
+@dataclass
+class PortsReport:
+    ports: list[PortStatus]
+    notes: list[str]
+
+
+def machine_ports(registry: Registry, probe: Callable[[int, str], bool] = listening) -> PortsReport:
+    """`kinfra ports`: the machine's port map, with what listens now."""
+    projects = load_projects(registry)
+    entries = port_map(registry, projects)
+    notes = [f"{n}: ports unknown ({why})" for n, why in projects.unreadable.items()]
+    return PortsReport([PortStatus(e, probe(e.port, e.host)) for e in entries], notes)

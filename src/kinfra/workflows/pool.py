@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from kinfra.adapters import compose
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord, SlotStatus
-from kinfra.domain.slot import Slot
+from kinfra.domain.slot import Slot, parse_env_file
 from kinfra.errors import ComposeError, DockerUnavailableError
-from kinfra.paths import SECRETS_FILE
+from kinfra.paths import ENV_FILE, SECRETS_FILE
 from kinfra.project import Project
 
 
@@ -51,6 +51,9 @@ class SlotView:
     slot: Slot
     record: SlotRecord
     live: str  # what Docker reports now: running(3), exited(2), stopped, unknown
+    # The ports a claimed slot still runs when kinfra.toml changed them (its
+    # next start publishes ``slot.ports``); None when nothing is pending.
+    ports_now: dict[str, int] | None = None
 
     @property
     def running(self) -> bool:
@@ -76,7 +79,11 @@ def list_slots(
     for slot_id, slot_record in sorted(record.slots.items()):
         slot = project.slot(slot_id)
         status = live.get(slot.compose_project, "stopped") if note is None else "unknown"
-        views.append(SlotView(slot, slot_record, status))
+        pending = None
+        if slot_record.claim is not None or status.startswith("running"):
+            now = ports_in_effect(slot)
+            pending = now if now is not None and now != dict(slot.ports) else None
+        views.append(SlotView(slot, slot_record, status, pending))
     return views, note
 
 
@@ -97,3 +104,19 @@ def slot_status(
     record = (store or RegistryStore()).load().require_project(project.name).slot(slot_id)
     slot = project.slot(slot_id)
     return SlotStatusReport(slot, record, compose.ps(slot.compose_project))
+
+
+def ports_in_effect(slot: Slot) -> dict[str, int] | None:
+    """The ports the slot's files were last written with (its last start, or
+    provisioning): what a running stack publishes until its next start. None
+    when the slot has no files yet."""
+    try:
+        values = parse_env_file((slot.directory / ENV_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = {}
+    for name in slot.ports:
+        text = values.get(f"{name.upper()}_PORT", "")
+        if text.isascii() and text.isdigit():
+            found[name] = int(text)
+    return found

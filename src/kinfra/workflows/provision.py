@@ -8,17 +8,21 @@ provisioning is where they are checked against every other project's.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from kinfra.adapters import compose
 from kinfra.adapters.registry import ProjectRecord, Registry, RegistryStore, SlotRecord, normalize
+from kinfra.domain.compose_inspect import render_port_line
 from kinfra.domain.config import Config
+from kinfra.domain.port_plan import PortRequest, plan_bases
 from kinfra.domain.slot import LOCAL_PROD_SLOT, Slot
 from kinfra.errors import ComposeError, DockerUnavailableError, ProvisionError
-from kinfra.project import Project, slot_of
-from kinfra.workflows.machine import load_projects
+from kinfra.project import Project
+from kinfra.workflows.machine import listening, machine_reservations
+from kinfra.workflows.pool import ports_in_effect
 from kinfra.workflows.slot_files import write_slot_files
 
 
@@ -28,6 +32,9 @@ class ProvisionReport:
     created: list[int] = field(default_factory=list)
     refreshed: list[int] = field(default_factory=list)
     kept_claimed: list[int] = field(default_factory=list)
+    # Claimed slots whose ports changed in kinfra.toml: slot -> the ports it
+    # runs now. The new ones (its Slot's) take effect at its next start.
+    ports_change: dict[int, dict[str, int]] = field(default_factory=dict)
     beyond_count: list[int] = field(default_factory=list)
     running_unclaimed: list[int] = field(default_factory=list)
     slots: list[Slot] = field(default_factory=list)
@@ -62,6 +69,9 @@ def provision(
             existing = record.slots.get(slot.slot_id)
             if existing is not None and existing.claim is not None:
                 report.kept_claimed.append(slot.slot_id)
+                old = ports_in_effect(slot)
+                if old is not None and old != dict(slot.ports):
+                    report.ports_change[slot.slot_id] = old
                 continue
             (report.refreshed if existing else report.created).append(slot.slot_id)
             if dry_run:
@@ -112,31 +122,34 @@ def _check_ownership(registry: Registry, project: Project) -> None:
 def _check_port_layout(
     registry: Registry, config: Config, count: int, report: ProvisionReport
 ) -> None:
-    """No host port of any slot (0..count) may equal one of another project's slots."""
-    taken: dict[int, str] = {}
-    others = load_projects(registry, skip=config.name)
-    for name, why in others.unreadable.items():
-        report.notes.append(f"the ports of {name} were not checked: {why}")
-    for name, other_config in others.configs.items():
-        other = registry.projects[name]
-        slot_ids = sorted(other.slots) + ([LOCAL_PROD_SLOT] if other.local_prod else [])
-        for slot_id in slot_ids:
-            for port_name, number in slot_of(other_config, slot_id).ports.items():
-                taken[number] = f"{_owner(name, slot_id)} ({port_name})"
-    mine: dict[int, str] = {}
+    """No host port of any slot (0..count) may equal one of another project's
+    slots (0..its pool size). A clash names both owners, and its hint gives
+    the ``[ports]`` lines that would fit."""
+    reserved, notes = machine_reservations(registry, skip=config.name)
+    report.notes += notes
     for slot_id in range(0, count + 1):
         for port in config.ports:
             host_port = port.host_port(slot_id)
-            owner = f"{_owner(config.name, slot_id)} ({port.name})"
-            clash = taken.get(host_port) or mine.get(host_port)
-            if clash:
+            if host_port in reserved:
+                owner = f"{_owner(config.name, slot_id)} ({port.name})"
                 raise ProvisionError(
-                    f"host port {host_port} would belong to both {clash} and {owner}",
-                    hint="move the [ports] bases in kinfra.toml apart, or provision fewer slots",
+                    f"host port {host_port} would belong to both {reserved[host_port]} and {owner}",
+                    hint=_fitting_ports_hint(
+                        config, max(count, config.sandbox.pool_size), reserved
+                    ),
                 )
-            mine[host_port] = owner
-    if max(mine, default=0) > 65535:
+    if count + max((p.base for p in config.ports), default=0) > 65535:
         raise ProvisionError(f"{count} slots push host ports past 65535")
+
+
+def _fitting_ports_hint(config: Config, pool_size: int, reserved: dict[int, str]) -> str:
+    requests = [PortRequest(p.name, p.base) for p in config.ports]
+    choices = plan_bases(requests, pool_size, reserved, busy=listening)
+    lines = [
+        render_port_line(dataclasses.replace(port, base=choice.base))
+        for port, choice in zip(config.ports, choices, strict=True)
+    ]
+    return "these [ports] lines in kinfra.toml fit this machine:\n    " + "\n    ".join(lines)
 
 
 def _owner(project: str, slot_id: int) -> str:
