@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kinfra.adapters.lock import process_alive
+from kinfra.adapters.process import group_alive
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.orch.agents.base import AgentOutcome, AgentRequest
 from kinfra.orch.agents.claude import ClaudeAgent, ClaudeStream
 from kinfra.orch.agents.codex import CodexAgent
 from kinfra.orch.agents.command import CommandAgent
 from kinfra.orch.context import default_settings
-from kinfra.orch.process import group_alive
 from kinfra.orch.status_block import AgentStatus
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kinfra.adapters.lock import read_lock
-from kinfra.orch.process import group_alive
+from kinfra.adapters.process import group_alive
 from kinfra.paths import project_home
 
 if TYPE_CHECKING:

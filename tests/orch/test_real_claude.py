@@ -9,11 +9,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from kinfra.adapters.process import group_alive
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.orch.agents.base import AgentOutcome, AgentProgress, AgentRequest
 from kinfra.orch.agents.claude import ClaudeAgent
 from kinfra.orch.context import default_settings
-from kinfra.orch.process import group_alive
 from kinfra.orch.status_block import AgentStatus
 from kinfra.testing.model_server import (
     Forever,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kinfra.adapters.process import group_alive
 from kinfra.errors import Interrupted, OrchestratorError, TaskFailedError
-from kinfra.orch.process import group_alive
 from kinfra.orch.report import run_costs
 from kinfra.orch.runloop import RunEvent, RunOptions, run_plan
 from kinfra.orch.state import TaskStatus, load_state

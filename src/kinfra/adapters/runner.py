@@ -4,18 +4,20 @@ Every external command (git, docker, op, tmux...) goes through ``run``. It
 returns the exit code and the captured output; with ``check=True`` a non-zero
 exit raises ``CommandError``, whose text shows the command, the code and the
 tail of its output, so a failure deep in a workflow still says what happened.
+The environment merge and the staged stop of a streamed command come from
+``kinfra.adapters.process``, the one place for process control.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kinfra.adapters.process import StopReason, child_env, stop_group, stream_process
 from kinfra.errors import KinfraError
 
 _TAIL_LINES = 20
@@ -81,15 +83,11 @@ def run(
     shells) and the result carries empty output.
     """
     argv = tuple(str(a) for a in args)
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
     try:
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=full_env,
+            env=child_env(env),
             input=input,
             capture_output=capture,
             text=True,
@@ -118,43 +116,25 @@ def stream(
     cwd: Path | str | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    grace: float = 10.0,
 ) -> Result:
     """Run a command, handing each output line (stdout and stderr merged) to
     ``on_line`` as it arrives, for progress display; the full output is kept
-    in the result for error messages."""
+    in the result for error messages. The command runs in its own process
+    group: when the caller is interrupted (or ``on_line`` fails), the whole
+    group is stopped (INT, TERM, KILL), as a terminal's Ctrl-C would, rather
+    than waited for."""
     argv = tuple(str(a) for a in args)
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
     lines: list[str] = []
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-    except FileNotFoundError as exc:
-        raise CommandNotFoundError(argv[0]) from exc
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            lines.append(line)
-            on_line(line)
-    except BaseException:
-        # Interrupted (or the callback failed): pass it on to the child, as a
-        # terminal's Ctrl-C would, rather than wait for it to finish.
-        _stop(proc)
-        raise
-    finally:
-        proc.stdout.close()
-        code = proc.wait()
+
+    def keep(line: str) -> None:
+        lines.append(line)
+        on_line(line)
+
+    proc = stream_process(argv, cwd=cwd, on_line=keep, env=env, grace=grace, merge_stderr=True)
+    if proc.stop is StopReason.NOT_FOUND:
+        raise CommandNotFoundError(argv[0])
+    code = proc.returncode if proc.returncode is not None else -1
     result = Result(argv, code, "", "\n".join(lines))
     if check and not result.ok:
         raise CommandError(result)
@@ -167,6 +147,7 @@ def pipe(
     *,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    grace: float = 10.0,
 ) -> Result:
     """``first | second`` (``docker save … | docker --context X load``): bytes
     flow between the two processes without passing through Python.
@@ -176,14 +157,13 @@ def pipe(
     """
     args_a = tuple(str(a) for a in first)
     args_b = tuple(str(a) for a in second)
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    full_env = child_env(env)
+    # Each in its own process group, as every child that may be stopped: the
+    # staged stop below reaches it and anything it started.
     try:
         producer = subprocess.Popen(
             args_a, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
     except FileNotFoundError as exc:
         raise CommandNotFoundError(args_a[0]) from exc
@@ -191,11 +171,10 @@ def pipe(
     try:
         consumer = subprocess.Popen(
             args_b, env=full_env, stdin=producer.stdout, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
     except FileNotFoundError as exc:
-        producer.kill()
-        producer.wait()
+        stop_group(producer.pid, grace, proc=producer)
         raise CommandNotFoundError(args_b[0]) from exc
     # The consumer owns the read end now: if it dies, the producer gets SIGPIPE.
     producer.stdout.close()
@@ -206,9 +185,9 @@ def pipe(
         producer.stderr.close()
         code_a = producer.wait()
     except BaseException:
+        # Interrupted: stop both (INT, TERM, KILL) rather than wait for them.
         for proc in (producer, consumer):
-            proc.kill()
-            proc.wait()
+            stop_group(proc.pid, grace, proc=proc)
         raise
     if code_a != 0:
         result = Result(args_a, code_a, "", err_a.decode(errors="replace"))
@@ -220,16 +199,3 @@ def pipe(
     if check and not result.ok:
         raise CommandError(result)
     return result
-
-
-def _stop(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL, each given ``grace`` seconds."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        proc.send_signal(signum)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        return

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kinfra.adapters import git
 from kinfra.adapters.lock import RunLock, process_alive, process_start_time
+from kinfra.adapters.process import stop_group
 from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.errors import (
@@ -39,7 +40,6 @@ from kinfra.orch.agents import make_agent
 from kinfra.orch.agents.base import Agent, AgentOutcome, AgentProgress, AgentRequest, AgentResult
 from kinfra.orch.context import RunContext, resolve_context, run_key
 from kinfra.orch.plan import Plan, Task, read_plan
-from kinfra.orch.process import kill_stray_group
 from kinfra.orch.prompt import resume_prompt, task_prompt
 from kinfra.orch.state import (
     Attempt,
@@ -340,8 +340,11 @@ def _reconcile(
         last = task.last
         if task.status is TaskStatus.RUNNING or (last is not None and last.ended is None):
             if last is not None and last.ended is None:
-                if last.agent_pid and process_alive(last.agent_pid, last.agent_start):
-                    kill_stray_group(last.agent_pid, grace=options.kill_grace)
+                if (
+                    last.agent_pid
+                    and process_alive(last.agent_pid, last.agent_start)
+                    and stop_group(last.agent_pid, options.kill_grace)
+                ):
                     note(f"stopped the agent left running by the killed run (pid {last.agent_pid})")
                 last = replace(
                     last,

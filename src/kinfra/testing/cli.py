@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from kinfra.adapters.process import child_env
 
 
 def kinfra(
@@ -16,14 +17,12 @@ def kinfra(
     timeout: float = 240,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m kinfra ARGS` as a real process; never a traceback."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
     result = subprocess.run(
         [sys.executable, "-m", "kinfra", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env=full_env,
+        env=child_env(env or {}),
         input=input,
         timeout=timeout,
         check=False,

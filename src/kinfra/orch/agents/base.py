@@ -1,7 +1,7 @@
 """The agent interface: one request in, one result out, progress on the way.
 
 Every adapter (Claude Code, Codex, a generic command) runs its program through
-kinfra.orch.process and turns its output into an ``AgentResult``. Nothing here
+kinfra.adapters.process and turns its output into an ``AgentResult``. Nothing here
 raises for an agent that misbehaves: a hang, a crash or a stream without a
 result is an outcome, recorded as a failed attempt by the run loop.
 """
@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from kinfra.orch.process import ProcessResult, StopReason, stream_process
+from kinfra.adapters.process import HOST, Launcher, ProcessResult, StopReason, stream_process
 from kinfra.orch.status_block import StatusBlock, parse_status_block
 
 
@@ -47,6 +47,9 @@ class AgentRequest:
     # A folder kinfra owns for the agent's own state (Claude Code's config dir,
     # where its sessions live): the same for every attempt, so --resume finds them.
     config_dir: Path | None = None
+    # Where the agent's command runs and how a stop reaches it: here by default;
+    # an agent container wraps the command (docker exec) and signals inside it.
+    launcher: Launcher = HOST
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ def run_agent_process(
         on_start=on_start,
         on_tick=on_tick,
         log_path=request.log_path,
+        launcher=request.launcher,
     )
 
 
