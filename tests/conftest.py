@@ -22,6 +22,9 @@ def _no_real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     gitconfig.write_text(
         "[user]\n\tname = kinfra tests\n\temail = tests@kinfra.invalid\n"
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+        # Agent tests hand their repositories to a non-root owner; git run by
+        # root must still work in them.
+        "[safe]\n\tdirectory = *\n"
     )
     docker_config = tmp_path_factory.mktemp("docker-config")
     keys = ("HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "DOCKER_CONFIG")

@@ -190,3 +190,10 @@ class LocalProdError(KinfraError):
 
 class DeployError(KinfraError):
     """A deploy cannot start or broke (unknown target, unreachable engine, refused ref...)."""
+
+
+# --- the agent container -------------------------------------------------------
+
+
+class AgentError(KinfraError):
+    """The agent image cannot be built, or a worktree's agent container cannot be made or used."""

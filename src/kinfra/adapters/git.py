@@ -310,3 +310,17 @@ def ensure_excluded(repo: Path, pattern: str) -> None:
 
 def is_ignored(repo: Path, relative: str) -> bool:
     return git("check-ignore", "--quiet", "--no-index", "--", relative, cwd=repo, check=False).ok
+
+
+def identity(repo: Path) -> dict[str, str]:
+    """user.name / user.email as git sees them in ``repo``, as the variables
+    that give a commit elsewhere (a container) the same author; {} when unset."""
+    result = git("config", "--get-regexp", r"^user\.(name|email)$", cwd=repo, check=False)
+    found = dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
+    names = {"user.name": "NAME", "user.email": "EMAIL"}
+    return {
+        f"GIT_{role}_{names[key]}": value
+        for key, value in found.items()
+        if key in names
+        for role in ("AUTHOR", "COMMITTER")
+    }

@@ -39,6 +39,7 @@ COMMANDS = {
     "local-prod": "kinfra.cli.local_prod:app",
     "deploy": "kinfra.cli.deploy:app",
     "orch": "kinfra.cli.orch:app",
+    "agent": "kinfra.cli.agent:app",
 }
 
 app = Group(

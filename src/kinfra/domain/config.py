@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kinfra.domain.config_agent import AgentSettings, parse_agent
 from kinfra.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class Config:
     orchestrator: OrchestratorSettings
     env: Mapping[str, str] = field(default_factory=dict)
     deploy: Mapping[str, DeployTarget] = field(default_factory=dict)  # [deploy.<target>]
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def root(self) -> Path:
@@ -339,6 +341,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
         port_names=port_names,
         wait_timeout=sandbox.wait_timeout,
     )
+    agent = parse_agent(top.table("agent"), secrets)
     top.done()
 
     return Config(
@@ -360,6 +363,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
         orchestrator=orchestrator,
         env=env,
         deploy=deploy,
+        agent=agent,
     )
 
 

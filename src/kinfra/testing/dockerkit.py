@@ -60,7 +60,12 @@ def compose_projects(prefix: str) -> list[str]:
 
 
 def remove_everything(prefix: str) -> None:
-    """Containers, networks and volumes of every compose project named prefix*."""
+    """Containers, networks and volumes of every compose project named prefix*,
+    and the agent containers, volumes and image tags of projects named prefix*
+    (first: an agent container keeps its slot's network in use)."""
+    from kinfra.testing.agentkit import remove_agents
+
+    remove_agents(prefix)
     for kind in ("container", "network", "volume"):
         flag = "-aq" if kind == "container" else "-q"
         listed = run(

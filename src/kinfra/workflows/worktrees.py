@@ -231,10 +231,18 @@ def done(
             f"worktree {target.path} is locked (git worktree lock); nothing was done",
             hint=f"git worktree unlock {target.path}, then run `kinfra done` again",
         )
+    from kinfra.workflows.agent_box import has_agent, remove_for_worktree
+
+    # Asked alongside the checks; removed only once they pass.
+    agent = Background(has_agent, project, target.path)
     if target.exists and not force:
         _refuse_unsaved_work(root, target.path)
 
     result = DoneResult(target.path, None, False, False, target.name.branch, False)
+    if agent.result():
+        # Before the stack stops: its network cannot go while the agent is on it.
+        remove_for_worktree(project, target.path)
+        result.notes.append("agent container and its volumes removed ([agent] keep volumes kept)")
     for slot in target.slots:
         # Raises when Docker cannot stop it: that slot stays claimed, the
         # worktree stays, and the user sees why.

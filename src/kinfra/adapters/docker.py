@@ -1,0 +1,190 @@
+"""The docker CLI for single containers, images, volumes and networks (the
+agent container), through the one subprocess runner.
+
+Compose stacks go through ``adapters.compose``; both turn "Docker is missing,
+down, or not ours to use" into the same ``DockerUnavailableError``. Other
+failures raise the runner's ``CommandError`` (command, exit code, output
+tail) for the workflow to put in context.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kinfra.adapters.compose import raise_if_unavailable
+from kinfra.adapters.runner import CommandError, CommandNotFoundError, Result, run, stream
+from kinfra.errors import DockerUnavailableError
+
+
+def docker(
+    args: Sequence[str | Path],
+    *,
+    check: bool = True,
+    capture: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> Result:
+    """``docker ARGS``; ``env`` is added to kinfra's environment (for ``-e NAME``
+    without a value, which keeps secrets out of the command line)."""
+    try:
+        result = run(["docker", *args], check=False, capture=capture, env=env, timeout=timeout)
+    except CommandNotFoundError as exc:
+        raise _not_installed() from exc
+    if not result.ok:
+        raise_if_unavailable(result)
+        if check:
+            raise CommandError(result)
+    return result
+
+
+def docker_stream(
+    args: Sequence[str | Path],
+    on_line: Callable[[str], None],
+    env: Mapping[str, str] | None = None,
+) -> Result:
+    """``docker ARGS`` with its output handed over line by line (builds, pulls)."""
+    try:
+        result = stream(["docker", *args], on_line=on_line, check=False, env=env)
+    except CommandNotFoundError as exc:
+        raise _not_installed() from exc
+    if not result.ok:
+        raise_if_unavailable(result)
+    return result
+
+
+def _not_installed() -> DockerUnavailableError:
+    return DockerUnavailableError(
+        "Docker is not installed (no `docker` on PATH)",
+        hint="install Docker Engine or Docker Desktop",
+    )
+
+
+# --- images --------------------------------------------------------------------------
+
+
+def image_id(ref: str) -> str | None:
+    """The local image's id, or None when there is no such image here."""
+    result = docker(["image", "inspect", "--format", "{{.Id}}", ref], check=False)
+    return result.stdout.strip() if result.ok else None
+
+
+def tag(source: str, target: str) -> None:
+    docker(["tag", source, target])
+
+
+def untag(ref: str) -> None:
+    """Remove one tag; the image itself stays while other tags name it."""
+    docker(["image", "rm", "--no-prune", ref], check=False)
+
+
+# --- containers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    id: str
+    running: bool
+    status: str  # created, running, exited, ...
+    image: str  # the image id
+    labels: Mapping[str, str]
+    networks: tuple[str, ...]
+
+
+def _container(data: Mapping[str, Any]) -> ContainerInfo:
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+    return ContainerInfo(
+        name=str(data.get("Name", "")).lstrip("/"),
+        id=str(data.get("Id", "")),
+        running=bool(state.get("Running")),
+        status=str(state.get("Status", "")),
+        image=str(data.get("Image", "")),
+        labels=dict(config.get("Labels") or {}),
+        networks=tuple(sorted(networks)),
+    )
+
+
+def container(name: str) -> ContainerInfo | None:
+    """The container called ``name``, or None."""
+    result = docker(["container", "inspect", name], check=False)
+    if not result.ok:
+        return None
+    items = json.loads(result.stdout)
+    return _container(items[0]) if items else None
+
+
+def containers(labels: Mapping[str, str]) -> list[ContainerInfo]:
+    """Every container (running or not) carrying all of ``labels``."""
+    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
+    ids = docker(["ps", "--all", "--quiet", "--no-trunc", *filters]).stdout.split()
+    if not ids:
+        return []
+    result = docker(["container", "inspect", *ids], check=False)
+    # A container removed between the two calls makes inspect fail for all.
+    if not result.ok:
+        return [c for c in (container(i) for i in ids) if c is not None]
+    return [_container(item) for item in json.loads(result.stdout)]
+
+
+def container_ids(labels: Mapping[str, str]) -> list[str]:
+    """Ids of the containers carrying all of ``labels`` (one quick call)."""
+    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
+    return docker(["ps", "--all", "--quiet", *filters]).stdout.split()
+
+
+def remove_container(name: str) -> bool:
+    """Stop and remove; False when there was no such container."""
+    result = docker(["rm", "--force", name], check=False)
+    if not result.ok and "No such container" in result.output:
+        return False
+    if not result.ok:
+        raise CommandError(result)
+    return True
+
+
+# --- volumes and networks -----------------------------------------------------------
+
+
+def volumes(labels: Mapping[str, str]) -> list[str]:
+    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
+    return docker(["volume", "ls", "--quiet", *filters]).stdout.split()
+
+
+def remove_volumes(names: Sequence[str]) -> None:
+    if names:
+        docker(["volume", "rm", "--force", *names])
+
+
+def compose_network(compose_project: str) -> str | None:
+    """The default network of a compose project, when it exists."""
+    result = docker(
+        [
+            "network", "ls",
+            "--filter", f"label=com.docker.compose.project={compose_project}",
+            "--filter", "label=com.docker.compose.network=default",
+            "--format", "{{.Name}}",
+        ]
+    )  # fmt: skip
+    names = result.stdout.split()
+    return names[0] if names else None
+
+
+def create_compose_network(compose_project: str) -> str:
+    """The compose project's default network, made the way Compose makes it,
+    so that the project's next `up` adopts it instead of refusing it."""
+    name = f"{compose_project}_default"
+    docker(
+        [
+            "network", "create",
+            "--label", f"com.docker.compose.project={compose_project}",
+            "--label", "com.docker.compose.network=default",
+            name,
+        ]
+    )  # fmt: skip
+    return name

@@ -1,0 +1,193 @@
+"""The agent container of one impl worktree, derived from (config, worktree): pure.
+
+Its name, its volumes, its labels, its environment and its mounts all come
+from here, so `run`, `shell`, `reset`, `status`, `rm` and `done` address the
+same container and the same volumes. The volumes are named after the
+worktree's directory, so a worktree made again under the same name finds its
+`keep` volumes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from kinfra.domain.config import Config
+from kinfra.domain.config_agent import HOME, LOGS, SHARED, WORKSPACE
+
+IMAGE_REPOSITORY = "kinfra-agent"  # content tags: kinfra-agent:<digest of the inputs>
+
+LABEL_PROJECT = "kinfra.agent.project"
+LABEL_BOX = "kinfra.agent.box"  # the container's name, on it and on its volumes
+LABEL_WORKTREE = "kinfra.agent.worktree"  # the worktree's path on the host
+LABEL_VOLUME = "kinfra.agent.volume"  # a volume's role
+LABEL_INPUTS = "kinfra.agent.inputs"  # on images: the digest of their inputs
+
+
+class VolumeRole(str, Enum):
+    HOME = "home"  # the agent's home: its config and session transcripts
+    LOGS = "logs"  # cleared by reset
+    KEEP = "keep"  # [agent] keep: survives reset and done
+
+    @property
+    def kept(self) -> bool:
+        """Whether `kinfra done` / `agent rm` leave the volume in place."""
+        return self is VolumeRole.KEEP
+
+
+def project_image(project: str) -> str:
+    """The tag naming the image `kinfra agent build` last made for a project."""
+    return f"{IMAGE_REPOSITORY}/{project}:current"
+
+
+@dataclass(frozen=True)
+class Mount:
+    kind: str  # "bind" or "volume"
+    source: str  # host path, or volume name
+    target: str
+    read_only: bool = False
+    role: VolumeRole | None = None  # volumes only
+    labels: Mapping[str, str] = field(default_factory=dict)  # volumes only, on creation
+
+    def arg(self) -> str:
+        """The ``--mount`` value: CSV fields, quoted where a path has a comma."""
+        fields = [f"type={self.kind}", f"source={self.source}", f"target={self.target}"]
+        fields += [f"volume-label={key}={value}" for key, value in self.labels.items()]
+        if self.read_only:
+            fields.append("readonly")
+        return ",".join(_csv_field(item) for item in fields)
+
+
+def _csv_field(text: str) -> str:
+    if "," in text or '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+@dataclass(frozen=True)
+class AgentBox:
+    """The names of one worktree's agent container and volumes."""
+
+    project: str
+    worktree: Path  # resolved host path
+
+    @property
+    def container(self) -> str:
+        return f"{self.worktree.name}-agent"
+
+    def volume(self, role: VolumeRole, path: str = "") -> str:
+        base = f"{self.worktree.name}-agent-{role.value}"
+        if role is not VolumeRole.KEEP:
+            return base
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.strip("/")).strip("-.") or "root"
+        # /a/b and /a-b give one slug: the path's hash keeps them apart.
+        return f"{base}-{slug[:40]}-{hashlib.sha256(path.encode()).hexdigest()[:6]}"
+
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_PROJECT: self.project,
+            LABEL_BOX: self.container,
+            LABEL_WORKTREE: str(self.worktree),
+        }
+
+    def volume_mount(self, role: VolumeRole, target: str) -> Mount:
+        labels = {
+            LABEL_PROJECT: self.project,
+            LABEL_BOX: self.container,
+            LABEL_VOLUME: role.value,
+        }
+        name = self.volume(role, target)
+        return Mount("volume", name, target, role=role, labels=labels)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything `docker run` needs to make the agent container."""
+
+    box: AgentBox
+    image: str
+    uid: int
+    gid: int
+    network: str | None  # the slot's network; None: Docker's default bridge
+    env: Mapping[str, str]
+    mounts: tuple[Mount, ...]
+    forward: tuple[str, ...] = field(default=())  # "HOSTPORT=service:port"
+
+    def run_args(self) -> list[str]:
+        """``docker run`` arguments (after ``docker``) that start it detached."""
+        args = ["run", "--detach", "--init", "--name", self.box.container]
+        # The entrypoint sets up the owner's user as root, then drops to it.
+        args += ["--user", "0:0", "--hostname", self.box.container]
+        for key, value in self.box.labels().items():
+            args += ["--label", f"{key}={value}"]
+        if self.network is not None:
+            args += ["--network", self.network]
+        args += ["--add-host", "host.docker.internal:host-gateway"]
+        env = {
+            **self.env,
+            "KINFRA_UID": str(self.uid),
+            "KINFRA_GID": str(self.gid),
+            "KINFRA_KEEP": ":".join(m.target for m in self.mounts if m.role is VolumeRole.KEEP),
+            "KINFRA_FORWARD": " ".join(self.forward),
+        }
+        for key, value in env.items():
+            args += ["--env", f"{key}={value}"]
+        for mount in self.mounts:
+            args += ["--mount", mount.arg()]
+        args += ["--workdir", WORKSPACE, self.image]
+        return args
+
+
+def container_env(
+    config: Config, slot_env: Mapping[str, str], git_identity: Mapping[str, str]
+) -> dict[str, str]:
+    """The container's environment: the slot's variables (what `kinfra env`
+    prints in the worktree), the shared dirs' places in the container, the
+    sandbox marker, the user's git identity. Never a secret: those are passed
+    to each command at run time."""
+    env = dict(slot_env)
+    env["KINFRA_WORKTREE"] = WORKSPACE
+    for shared in config.shared:
+        env[f"SHARED_{shared.name.upper()}_DIR"] = f"{SHARED}/{shared.name}"
+    env.update(git_identity)
+    # Claude Code allows --dangerously-skip-permissions as root only with this.
+    env["IS_SANDBOX"] = "1"
+    env["HOME"] = HOME
+    env["KINFRA_LOGS"] = LOGS
+    return env
+
+
+def container_mounts(
+    config: Config,
+    box: AgentBox,
+    git_common_dir: Path,
+    shared_root: Path | None,
+) -> tuple[Mount, ...]:
+    """The worktree at /workspace; the main checkout's git dir at its own path
+    (the worktree's ``.git`` file points there, so git works inside); the
+    home, logs and keep volumes; the shared data dirs read-only."""
+    mounts = [
+        Mount("bind", str(box.worktree), WORKSPACE),
+        Mount("bind", str(git_common_dir), str(git_common_dir)),
+        box.volume_mount(VolumeRole.HOME, HOME),
+        box.volume_mount(VolumeRole.LOGS, LOGS),
+    ]
+    mounts += [box.volume_mount(VolumeRole.KEEP, path) for path in config.agent.keep]
+    if shared_root is not None:
+        for shared in config.shared:
+            mounts.append(
+                Mount("bind", str(shared_root / shared.name), f"{SHARED}/{shared.name}", True)
+            )
+    return tuple(mounts)
+
+
+def forwards(config: Config, host_ports: Mapping[str, int]) -> tuple[str, ...]:
+    """``HOSTPORT=service:target`` for every named port: inside the container
+    the slot's URLs (``localhost:<host port>``) reach the slot's services."""
+    return tuple(
+        f"{host_ports[p.name]}={p.service}:{p.target}" for p in config.ports if p.name in host_ports
+    )

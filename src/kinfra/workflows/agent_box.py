@@ -1,0 +1,270 @@
+"""The agent container of an impl worktree: found, made, started, removed.
+
+One container per impl worktree, made on first use from the project's agent
+image (`kinfra agent build`): the worktree at /workspace, the main checkout's
+git dir at its own path, a home volume (the agent's config and sessions), a
+logs volume, the `keep` volumes, the shared data read-only; joined to the
+network of the worktree's slot; running as the worktree owner's uid/gid.
+
+The target is resolved like `kinfra done` resolves it (registry and git,
+never the current directory alone); without a name, the worktree the
+command runs in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from kinfra.adapters import docker, git
+from kinfra.adapters.registry import RegistryStore
+from kinfra.adapters.runner import CommandError
+from kinfra.domain.agent_box import (
+    LABEL_BOX,
+    LABEL_PROJECT,
+    LABEL_VOLUME,
+    LABEL_WORKTREE,
+    AgentBox,
+    ContainerSpec,
+    VolumeRole,
+    container_env,
+    container_mounts,
+    forwards,
+    project_image,
+)
+from kinfra.domain.names import WorktreeKind
+from kinfra.errors import (
+    AgentError,
+    DockerUnavailableError,
+    InvalidOperationError,
+    WorktreeNotFoundError,
+)
+from kinfra.workflows.project import Project
+from kinfra.workflows.worktrees import Candidate, candidates, resolve
+
+LABEL_USER = "kinfra.agent.user"  # "uid:gid" the container runs commands as
+
+
+@dataclass(frozen=True)
+class AgentTarget:
+    project: Project
+    worktree: Candidate
+    box: AgentBox
+
+    @property
+    def path(self) -> Path:
+        return self.worktree.path
+
+
+def resolve_agent_target(
+    project: Project,
+    wanted: str | None,
+    store: RegistryStore | None = None,
+    must_exist: bool = True,
+) -> AgentTarget:
+    """The impl worktree named ``wanted`` (as `done` finds it), or the one the
+    command runs in."""
+    store = store or RegistryStore()
+    root = project.root.resolve()
+    record = store.load().project(project.name)
+    found = candidates(project, record, git.list_worktrees(root))
+    if wanted is not None:
+        target = resolve(found, wanted)
+    else:
+        here = (project.here or project.root).resolve()
+        mine = [c for c in found if c.path == here]
+        if not mine:
+            raise InvalidOperationError(
+                f"{here} is not an impl worktree of {project.name}",
+                hint="name one (`kinfra agent status` lists them), or run it inside one",
+            )
+        target = mine[0]
+    if target.name.kind is not WorktreeKind.IMPL:
+        raise InvalidOperationError(
+            f"{target.path.name} is a spec worktree; agent containers belong to impl worktrees",
+            hint="run it for an impl worktree (`kinfra impl FEATURE/MILESTONE` makes one)",
+        )
+    if must_exist and not target.exists:
+        raise WorktreeNotFoundError(
+            f"worktree {target.path} no longer exists",
+            hint=f"`kinfra agent rm {target.name.short}` removes its container",
+        )
+    return AgentTarget(project, target, AgentBox(project.name, target.path))
+
+
+# --- the container ------------------------------------------------------------------------
+
+
+def ensure_running(target: AgentTarget) -> docker.ContainerInfo:
+    """The worktree's container, made from the current image if missing,
+    started if stopped."""
+    info = _ours(target)
+    if info is None:
+        return create(target)
+    if not info.running:
+        docker.docker(["start", info.name])
+    return info
+
+
+def _ours(target: AgentTarget) -> docker.ContainerInfo | None:
+    """The container of the target's name, after checking that kinfra made it
+    for this worktree (a name is not proof)."""
+    info = docker.container(target.box.container)
+    if info is None:
+        return None
+    if not _labelled_for(info, target.project, target.path):
+        raise AgentError(
+            f"a container named {info.name} exists but is not this worktree's agent container",
+            hint=f"rename or remove it (`docker rm -f {info.name}`) if it is not needed",
+        )
+    return info
+
+
+def current_image(project: Project) -> str:
+    """The id of the project's agent image, or a clear error when none is built."""
+    found = docker.image_id(project_image(project.name))
+    if found is None:
+        raise AgentError(
+            f"no agent image is built for {project.name}",
+            hint="run `kinfra agent build` (add --ca-bundle FILE behind a TLS-inspecting proxy)",
+        )
+    return found
+
+
+def owner_of(path: Path) -> tuple[int, int]:
+    """uid and gid of the worktree's owner: the container's user. Never root."""
+    stat = path.stat()
+    if stat.st_uid == 0:
+        raise AgentError(
+            f"{path} is owned by root; the agent container runs as the worktree's owner, "
+            "never as root",
+            hint=f"give the worktree to your user (chown -R USER: {path} and the main "
+            "checkout), then try again",
+        )
+    return stat.st_uid, stat.st_gid
+
+
+def create(target: AgentTarget) -> docker.ContainerInfo:
+    """Make and start the container; nothing is left behind when that fails."""
+    spec = container_spec(target)
+    args = spec.run_args()
+    user = f"{spec.uid}:{spec.gid}"
+    args[1:1] = ["--label", f"{LABEL_USER}={user}"]
+    try:
+        docker.docker(args)
+    except CommandError as exc:
+        with contextlib.suppress(CommandError):
+            docker.remove_container(target.box.container)
+        raise AgentError(
+            f"the agent container {target.box.container} could not start: "
+            f"{_last_line(exc.result.output)}",
+            hint=f"see `docker logs {target.box.container}`; nothing was kept",
+        ) from None
+    info = docker.container(target.box.container)
+    if info is None:
+        raise AgentError(f"the agent container {target.box.container} vanished after its start")
+    return info
+
+
+def container_spec(target: AgentTarget) -> ContainerSpec:
+    from kinfra.domain.slotplan import env_file_values, plan_slot
+    from kinfra.workflows.shared import require_shared
+
+    config = target.project.config
+    uid, gid = owner_of(target.path)
+    image = current_image(target.project)
+    slot = target.worktree.slot
+    network: str | None = None
+    slot_env: dict[str, str] = {}
+    host_ports: dict[str, int] = {}
+    if slot is not None:
+        plan = plan_slot(config, slot.slot_id)
+        network = docker.compose_network(plan.compose_project) or docker.create_compose_network(
+            plan.compose_project
+        )
+        slot_env = env_file_values(config, plan, slot.instance_id)
+        host_ports = dict(plan.ports)
+    mounts = container_mounts(
+        config, target.box, git.common_dir(target.path), require_shared(config)
+    )
+    return ContainerSpec(
+        box=target.box,
+        image=image,
+        uid=uid,
+        gid=gid,
+        network=network,
+        env=container_env(config, slot_env, git.identity(target.path)),
+        mounts=mounts,
+        forward=forwards(config, host_ports),
+    )
+
+
+def user_of(info: docker.ContainerInfo) -> str:
+    user = info.labels.get(LABEL_USER)
+    if not user:
+        raise AgentError(
+            f"{info.name} has no {LABEL_USER} label (made by another kinfra?)",
+            hint="`kinfra agent reset --force` makes it again",
+        )
+    return user
+
+
+# --- removal ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Removal:
+    container: bool  # a container was removed
+    volumes: tuple[str, ...]  # volumes removed
+    kept: tuple[str, ...]  # `keep` volumes left in place
+
+
+def remove_box(project: Project, box: AgentBox, roles: tuple[VolumeRole, ...]) -> Removal:
+    """Remove the container (only if its labels say it is this worktree's),
+    then its volumes of the given roles."""
+    info = docker.container(box.container)
+    if info is not None and not _labelled_for(info, project, box.worktree):
+        raise AgentError(
+            f"a container named {info.name} exists but is not this worktree's agent container",
+            hint=f"nothing was removed; `docker rm -f {info.name}` if it is not needed",
+        )
+    removed = info is not None and docker.remove_container(box.container)
+    labels = {LABEL_PROJECT: project.name, LABEL_BOX: box.container}
+    doomed: list[str] = []
+    kept: list[str] = []
+    for role in VolumeRole:
+        names = docker.volumes({**labels, LABEL_VOLUME: role.value})
+        (doomed if role in roles else kept).extend(names)
+    docker.remove_volumes(doomed)
+    return Removal(removed, tuple(doomed), tuple(kept))
+
+
+NOT_KEPT = tuple(role for role in VolumeRole if not role.kept)
+
+
+def has_agent(project: Project, path: Path) -> bool:
+    """Whether the worktree has (or had) an agent container: one quick call,
+    since every container has its home and logs volumes."""
+    box = AgentBox(project.name, path)
+    try:
+        return bool(docker.volumes({LABEL_PROJECT: project.name, LABEL_BOX: box.container}))
+    except DockerUnavailableError:
+        return False  # nothing to remove that kinfra could remove now
+
+
+def remove_for_worktree(project: Project, path: Path) -> Removal:
+    """`kinfra done`'s part: the worktree's container and its non-kept volumes."""
+    return remove_box(project, AgentBox(project.name, path), NOT_KEPT)
+
+
+def _labelled_for(info: docker.ContainerInfo, project: Project, path: Path) -> bool:
+    return (
+        info.labels.get(LABEL_WORKTREE) == str(path)
+        and info.labels.get(LABEL_PROJECT) == project.name
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
