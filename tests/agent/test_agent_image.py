@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -56,17 +57,26 @@ def test_the_image_has_git_node_the_pinned_clis_and_the_ca_bundle(
     assert env.strip() == "/etc/ssl/certs/ca-certificates.crt"
 
 
-def test_setup_commands_and_the_projects_dockerfile_build_on_kinfras_image(
+def test_changed_setup_commands_build_a_new_image(agent_image: str, project: Path) -> None:
+    # A token new at every run: this build is never in the cache.
+    token = secrets.token_hex(8)
+    config = project / "kinfra.toml"
+    config.write_text(config.read_text() + f'setup = ["echo {token} > /etc/kinfra-test-setup"]\n')
+    with_setup = build(project)
+    image = image_of(with_setup)
+    try:
+        assert image != agent_image and "built in" in with_setup.stdout
+        assert in_image(image, "cat", "/etc/kinfra-test-setup") == f"{token}\n"
+        again = build(project)
+        assert image_of(again) == image and "up to date" in again.stdout
+    finally:
+        subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
+
+
+def test_the_projects_dockerfile_builds_on_kinfras_image(
     agent_image: str, project: Path, docker_prefix: str
 ) -> None:
     config = project / "kinfra.toml"
-    config.write_text(config.read_text() + 'setup = ["echo set-up > /etc/kinfra-test-setup"]\n')
-    with_setup = build(project)
-    with_setup_image = image_of(with_setup)
-    assert with_setup_image != agent_image and "built in" in with_setup.stdout
-    assert in_image(with_setup_image, "cat", "/etc/kinfra-test-setup") == "set-up\n"
-    assert "up to date" in build(project).stdout
-
     docker_dir = project / "agent"
     docker_dir.mkdir()
     (docker_dir / "Dockerfile").write_text(
@@ -77,8 +87,9 @@ def test_setup_commands_and_the_projects_dockerfile_build_on_kinfras_image(
     (docker_dir / "tool.sh").chmod(0o755)
     config.write_text(config.read_text() + 'dockerfile = "agent/Dockerfile"\n')
     derived = image_of(build(project))
-    tool_and_setup = in_image(derived, "sh", "-c", "project-tool; cat /etc/kinfra-test-setup")
-    assert tool_and_setup == "project tool v1\nset-up\n"
+    assert in_image(derived, "sh", "-c", "project-tool; claude --version") == (
+        f"project tool v1\n{agent_pins.CLAUDE_CODE_VERSION} (Claude Code)\n"
+    )
     # A change in the build context is a new input.
     (docker_dir / "tool.sh").write_text("#!/bin/sh\necho project tool v2\n")
     rebuilt = image_of(build(project))

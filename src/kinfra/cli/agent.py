@@ -44,8 +44,8 @@ class _DashDash(Command):
 @click.option("--verbose", "-v", is_flag=True, help="Show all of docker build's output.")
 def build_command(ca_bundle: Path | None, verbose: bool) -> None:
     """Build the project's agent image (git, Node.js, claude and codex at kinfra's pins)."""
+    from kinfra.project import find_project
     from kinfra.workflows.agent_image import build_agent_image
-    from kinfra.workflows.project import find_project
 
     def on_line(line: str) -> None:
         # Without --verbose, the build's steps only; the error shows the tail.
@@ -68,8 +68,8 @@ def build_command(ca_bundle: Path | None, verbose: bool) -> None:
 @click.pass_context
 def run_command(ctx: click.Context, name: str | None) -> None:
     """Run a command in the worktree's agent container: kinfra agent run [NAME] -- CMD..."""
+    from kinfra.project import find_project
     from kinfra.workflows.agent_commands import run_in_agent
-    from kinfra.workflows.project import find_project
 
     command: list[str] = ctx.meta["kinfra.command"]
     if not command:
@@ -83,8 +83,8 @@ def run_command(ctx: click.Context, name: str | None) -> None:
 @argument("name", required=False, help=NAME_HELP)
 def shell_command(name: str | None) -> None:
     """An interactive shell in the worktree's agent container (made on first use)."""
+    from kinfra.project import find_project
     from kinfra.workflows.agent_commands import shell_in_agent
-    from kinfra.workflows.project import find_project
 
     raise click.exceptions.Exit(shell_in_agent(find_project(), name, tty=sys.stdin.isatty()))
 
@@ -94,8 +94,8 @@ def shell_command(name: str | None) -> None:
 @click.option("--force", is_flag=True, help="Discard uncommitted changes too.")
 def reset_command(name: str | None, force: bool) -> None:
     """A fresh container: worktree back at its branch's HEAD, logs cleared, keep volumes kept."""
+    from kinfra.project import find_project
     from kinfra.workflows.agent_commands import reset_agent
-    from kinfra.workflows.project import find_project
 
     result = reset_agent(find_project(), name, force)
     kept = f"; kept {len(result.kept)} volume(s)" if result.kept else ""
@@ -109,8 +109,8 @@ def reset_command(name: str | None, force: bool) -> None:
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 def status_command(json_output: bool) -> None:
     """The project's impl worktrees and their agent containers."""
+    from kinfra.project import find_project
     from kinfra.workflows.agent_commands import agent_status
-    from kinfra.workflows.project import find_project
 
     rows = agent_status(find_project())
     if json_output:
@@ -151,8 +151,8 @@ def _json_row(row: Any) -> dict[str, Any]:
 @argument("name", required=False, help=NAME_HELP)
 def rm_command(name: str | None) -> None:
     """Remove the worktree's agent container and its volumes, except the `keep` ones."""
+    from kinfra.project import find_project
     from kinfra.workflows.agent_commands import remove_agent
-    from kinfra.workflows.project import find_project
 
     removal = remove_agent(find_project(), name)
     if not removal.container and not removal.volumes:

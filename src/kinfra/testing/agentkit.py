@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kinfra.adapters.runner import run
 from kinfra.domain.agent_box import IMAGE_REPOSITORY, LABEL_PROJECT
-from kinfra.domain.slotplan import parse_env_file
+from kinfra.domain.slot import parse_env_file
 from kinfra.testing.cli import kinfra
 from kinfra.testing.dockerkit import EXAMPLE_DIR
 
@@ -23,6 +23,13 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # The user that owns test worktrees: tests run as root, the agent never does.
 OWNER_UID = 1000
 OWNER_GID = 1000
+# git run by root (the tests, kinfra under test) in repositories handed to
+# that user would refuse them as of "dubious ownership" without this.
+SAFE_DIRECTORY_ENV = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "safe.directory",
+    "GIT_CONFIG_VALUE_0": "*",
+}
 
 
 def ensure_base_image() -> str:

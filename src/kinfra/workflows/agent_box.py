@@ -40,7 +40,7 @@ from kinfra.errors import (
     InvalidOperationError,
     WorktreeNotFoundError,
 )
-from kinfra.workflows.project import Project
+from kinfra.project import Project
 from kinfra.workflows.worktrees import Candidate, candidates, resolve
 
 LABEL_USER = "kinfra.agent.user"  # "uid:gid" the container runs commands as
@@ -168,7 +168,7 @@ def create(target: AgentTarget) -> docker.ContainerInfo:
 
 
 def container_spec(target: AgentTarget) -> ContainerSpec:
-    from kinfra.domain.slotplan import env_file_values, plan_slot
+    from kinfra.domain.slot import env_file_values
     from kinfra.workflows.shared import require_shared
 
     config = target.project.config
@@ -179,7 +179,7 @@ def container_spec(target: AgentTarget) -> ContainerSpec:
     slot_env: dict[str, str] = {}
     host_ports: dict[str, int] = {}
     if slot is not None:
-        plan = plan_slot(config, slot.slot_id)
+        plan = target.project.slot(slot.slot_id)
         network = docker.compose_network(plan.compose_project) or docker.create_compose_network(
             plan.compose_project
         )

@@ -27,6 +27,7 @@ from kinfra.domain.agent_box import (
 from kinfra.domain.config_agent import WORKSPACE
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import AgentError, KinfraError, WorktreeDirtyError
+from kinfra.project import Project
 from kinfra.workflows.agent_box import (
     NOT_KEPT,
     Removal,
@@ -37,7 +38,6 @@ from kinfra.workflows.agent_box import (
     resolve_agent_target,
     user_of,
 )
-from kinfra.workflows.project import Project
 from kinfra.workflows.worktrees import candidates
 
 EXEC = "kinfra-agent-exec"

@@ -25,7 +25,7 @@ from kinfra.adapters import docker
 from kinfra.domain import agent_pins
 from kinfra.domain.agent_box import IMAGE_REPOSITORY, LABEL_INPUTS, project_image
 from kinfra.errors import AgentError
-from kinfra.workflows.project import Project
+from kinfra.project import Project
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "agent"
 _KINFRA_FILES = ("Dockerfile", "entrypoint.sh", "exec.sh", "forward.js")
