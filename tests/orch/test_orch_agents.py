@@ -197,7 +197,33 @@ def test_codex_adapter_reads_exec_json(tmp_path: Path, repo: Path) -> None:
     assert result.tokens == {"input": 1200, "cache_read": 200, "output": 345}
     assert result.status_block is not None and result.status_block.status is AgentStatus.BLOCKED
     argv = (tmp_path / "codex.argv").read_text().split()
-    assert argv[:2] == ["exec", "--json"] and argv[-3:] == ["resume", "thr-0", "-"]
+    assert argv == ["exec", "--json", "-s", "workspace-write", "resume", "thr-0", "-"]
+    bypass = CodexAgent(_settings(skip_permissions=True)).argv(_request(repo))
+    assert bypass[1:] == ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "-"]
+
+
+def test_root_may_not_bypass_an_agents_permissions_on_the_host() -> None:
+    from kinfra.errors import OrchestratorError
+    from kinfra.orch.agents import check_permissions
+
+    for agent, way in (
+        ("claude", "list the tools it may use in [orchestrator] allowed_tools"),
+        ("codex", "leave skip_permissions off (codex then runs in its workspace-write sandbox)"),
+    ):
+        settings = _settings(agent=agent, skip_permissions=True)
+        if os.geteuid() != 0:
+            check_permissions(settings)  # not root: allowed
+            continue
+        try:
+            check_permissions(settings)
+        except OrchestratorError as refused:
+            assert refused.message.endswith(f"for {agent} running as root on the host")
+            assert refused.hint == (
+                f'{way}, or run the agent in its container ([orchestrator] sandbox = "container")'
+            )
+        else:
+            raise AssertionError(f"{agent}: skip_permissions as root was accepted")
+    check_permissions(_settings(agent="claude"))  # the default: nothing to refuse
 
 
 def test_command_agent_prompt_on_stdin_and_exit_code(tmp_path: Path, repo: Path) -> None:

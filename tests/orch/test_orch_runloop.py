@@ -10,7 +10,7 @@ import pytest
 
 from kinfra.adapters.statefile import atomic_write_json
 from kinfra.errors import NeedsHumanError, OrchestratorError, StateFileError, TaskFailedError
-from kinfra.orch.runloop import RunEvent, RunOptions, run_plan
+from kinfra.orch.runloop import NO_STATUS, RunEvent, RunOptions, run_plan
 from kinfra.orch.state import TaskStatus, load_state
 from kinfra.paths import project_home
 from kinfra.testing.gitrepo import git
@@ -169,13 +169,15 @@ def test_hung_agent_becomes_a_failed_attempt(
     assert attempt.error == "no output for 1s: killed (hung agent)"
 
 
-def test_without_status_block_the_result_fields_decide(
+def test_without_status_block_the_task_is_not_done(
     agentry: Agentry, repo: Path, plan3: Path
 ) -> None:
     agentry.scenario({"name": "success", "status": False})
     summary = run_plan(_options(plan3, repo))
-    assert summary.outcome == "done"
-    assert summary.state.task("3.1").attempts[0].summary is None
+    assert summary.outcome == "failed"
+    attempt = summary.state.task("3.1").attempts[0]
+    assert (attempt.outcome, attempt.status) == ("success", "failed")
+    assert attempt.error == NO_STATUS and attempt.summary is None
 
 
 def test_check_command_must_pass_and_commit_carries_the_task_id(

@@ -8,7 +8,7 @@ import pytest
 
 from kinfra.errors import StateFileError
 from kinfra.orch.agents.base import AgentOutcome, AgentResult
-from kinfra.orch.runloop import judge
+from kinfra.orch.runloop import NO_STATUS, judge
 from kinfra.orch.state import Attempt, RunState, TaskState, TaskStatus, load_state, save_state
 from kinfra.orch.status_block import AgentStatus, parse_status_block
 
@@ -48,7 +48,9 @@ def _result(outcome: AgentOutcome, final: str | None) -> AgentResult:
 
 
 def test_judge() -> None:
-    assert judge(_result(AgentOutcome.SUCCESS, "ok")) == (TaskStatus.DONE, None)
+    assert judge(_result(AgentOutcome.SUCCESS, "ok\nSTATUS: done")) == (TaskStatus.DONE, None)
+    # no STATUS line: not done, whatever else went well
+    assert judge(_result(AgentOutcome.SUCCESS, "all finished!")) == (TaskStatus.FAILED, NO_STATUS)
     assert judge(_result(AgentOutcome.SUCCESS, "STATUS: blocked\nSUMMARY: db down")) == (
         TaskStatus.BLOCKED,
         "blocked: db down",

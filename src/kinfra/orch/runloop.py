@@ -55,6 +55,7 @@ from kinfra.orch.status_block import AgentStatus
 from kinfra.orch.telemetry import Telemetry, mark_error
 
 INTERRUPTED = "interrupted"
+NO_STATUS = "no STATUS line in the agent's final message (the prompt asks for one)"
 # Outcomes after which the next attempt continues the same agent session.
 _RESUMABLE = {
     INTERRUPTED,
@@ -477,6 +478,7 @@ class _TaskRunner:
                 log_path=log_path,
                 kill_grace=self.options.kill_grace,
                 config_dir=self.ctx.agent_dir(self.agent.name),
+                session_tokens=_session_tokens(record, resume_sid),
             )
             try:
                 result = self.agent.run(request, on_progress, on_session, on_start)
@@ -611,12 +613,14 @@ class _TaskRunner:
 def judge(result: AgentResult) -> tuple[TaskStatus, str | None]:
     """The task status an attempt leads to, and the error to record.
 
-    The status block of the final message decides when there is one; without
-    it the result fields alone do (a successful turn counts as done)."""
+    A successful attempt is judged by the status block of its final message,
+    for every agent: without one it is not done (never a false "done")."""
     if result.outcome is not AgentOutcome.SUCCESS:
         return TaskStatus.FAILED, result.error or result.outcome.value
     block = result.status_block
-    if block is None or block.status is AgentStatus.DONE:
+    if block is None:
+        return TaskStatus.FAILED, NO_STATUS
+    if block.status is AgentStatus.DONE:
         return TaskStatus.DONE, None
     if block.status is AgentStatus.NEEDS_HUMAN:
         return TaskStatus.NEEDS_HUMAN, f"needs a human: {block.question or block.summary or '?'}"
@@ -644,6 +648,16 @@ def _span_result(span: object, result: AgentResult, status: TaskStatus, error: s
         span.set_attribute("kinfra.agent.subtype", result.subtype)
     if error:
         mark_error(span, error)
+
+
+def _session_tokens(record: TaskState, session_id: str | None) -> dict[str, int]:
+    """What the task's earlier attempts in ``session_id`` recorded."""
+    totals: dict[str, int] = {}
+    for attempt in record.attempts:
+        if session_id and attempt.session_id == session_id and attempt.ended:
+            for kind, count in attempt.tokens.items():
+                totals[kind] = totals.get(kind, 0) + count
+    return totals
 
 
 def _span_tokens(span: object, tokens: Mapping[str, int]) -> None:

@@ -50,6 +50,9 @@ class AgentRequest:
     # Where the agent's command runs and how a stop reaches it: here by default;
     # an agent container wraps the command (docker exec) and signals inside it.
     launcher: Launcher = HOST
+    # Tokens earlier attempts recorded for the session being resumed: an agent
+    # whose CLI reports the session's running totals (codex) takes them off.
+    session_tokens: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
