@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_GATE_FAILED = 2
 EXIT_PORT_CONFLICT = 3
+EXIT_OVER_BUDGET = 5  # (4 is EXIT_NEEDS_HUMAN, below)
 EXIT_INTERRUPTED = 130
 
 
@@ -74,6 +75,16 @@ class ProvisionError(KinfraError):
 
 class PortConflictError(KinfraError):
     exit_code = EXIT_PORT_CONFLICT
+
+
+class OverBudgetError(KinfraError):
+    """Starting one more stack would exceed the machine's memory budget."""
+
+    exit_code = EXIT_OVER_BUDGET
+
+
+class DataError(KinfraError):
+    """A slot's data (named volumes) cannot be saved or reset as asked."""
 
 
 class SandboxStartError(KinfraError):

@@ -149,7 +149,9 @@ def shown(args: Sequence[str]) -> str:
     return " ".join(words)
 
 
-def _docker(args: Sequence[str], check: bool = True, **kwargs: Any) -> Result:
+def docker(args: Sequence[str], check: bool = True, **kwargs: Any) -> Result:
+    """A docker (or compose) command through the runner; Docker being absent
+    or down becomes ``DockerUnavailableError``, a failure ``ComposeError``."""
     try:
         result = run(args, check=False, **kwargs)
     except CommandNotFoundError as exc:
@@ -204,7 +206,7 @@ def _hint_for(result: Result) -> str:
 
 def config(target: ComposeTarget) -> dict[str, Any]:
     """The merged, validated model; compose's own message when it is invalid."""
-    result = _docker([*target.args(), "config", "--format", "json"], check=False)
+    result = docker([*target.args(), "config", "--format", "json"], check=False)
     if not result.ok:
         raise ComposeError(
             "docker compose rejected the configuration: " + _compose_message(result),
@@ -256,7 +258,7 @@ def down(
         argv.append("--volumes")
     if timeout is not None:
         argv += ["--timeout", str(int(timeout))]
-    _docker(argv, env=context_env(context))
+    docker(argv, env=context_env(context))
 
 
 def ps(project_name: str, context: str | None = None) -> list[ContainerState]:
@@ -265,7 +267,7 @@ def ps(project_name: str, context: str | None = None) -> list[ContainerState]:
 
 def ps_records(project_name: str, context: str | None = None) -> list[dict[str, Any]]:
     """compose's own JSON record of each container (Publishers, Labels...)."""
-    result = _docker(
+    result = docker(
         [*compose_program(), "-p", project_name, "ps", "--all", "--format", "json"],
         env=context_env(context),
     )
@@ -310,7 +312,7 @@ def list_projects() -> dict[str, str]:
     `docker compose ls`: the same answer, an order of magnitude faster, which
     keeps `kinfra sandbox slots` and `kinfra worktrees` quick.
     """
-    result = _docker(
+    result = docker(
         [
             "docker",
             "ps",
@@ -342,7 +344,7 @@ def running_services(project_name: str) -> dict[str, int]:
     From `docker ps` by label: ~15 ms where `docker compose ps` takes ~100,
     which matters inside the startability gate.
     """
-    result = _docker(
+    result = docker(
         [
             "docker", "ps",
             "--filter", f"label=com.docker.compose.project={project_name}",
@@ -363,7 +365,7 @@ def logs(target_project: str, services: Sequence[str], follow: bool, tail: int |
     if tail is not None:
         argv += ["--tail", str(tail)]
     argv += list(services)
-    result = _docker(argv, check=False, capture=False)
+    result = docker(argv, check=False, capture=False)
     return result.returncode
 
 
@@ -372,4 +374,52 @@ def exec_in(project_name: str, service: str, command: Sequence[str], interactive
     if not interactive:
         argv.append("-T")
     argv += [service, *command]
-    return _docker(argv, check=False, capture=False).returncode
+    return docker(argv, check=False, capture=False).returncode
+
+
+_SIZE_UNITS = {"b": 1 / 2**20, "kib": 1 / 1024, "kb": 1 / 1024, "mib": 1, "mb": 1,
+               "gib": 1024, "gb": 1024, "tib": 2**20, "tb": 2**20}  # fmt: skip
+
+
+def memory_usage(project_names: Sequence[str]) -> dict[str, float]:
+    """compose project -> megabytes its running containers use now (`docker stats`).
+
+    `docker stats --no-stream` samples for about a second, so it is asked
+    once, for the containers of every project wanted.
+    """
+    if not project_names:
+        return {}
+    wanted = set(project_names)
+    listed = docker(
+        [
+            "docker", "ps",
+            "--filter", "label=com.docker.compose.project",
+            "--format", '{{.ID}}\t{{.Label "com.docker.compose.project"}}',
+        ]
+    )  # fmt: skip
+    owner: dict[str, str] = {}
+    for line in listed.stdout.splitlines():
+        container, _, project = line.partition("\t")
+        if project in wanted:
+            owner[container[:12]] = project
+    if not owner:
+        return {}
+    stats = docker(["docker", "stats", "--no-stream", "--format", "{{.ID}}\t{{.MemUsage}}", *owner])
+    usage: dict[str, float] = {}
+    for line in stats.stdout.splitlines():
+        container, _, text = line.partition("\t")
+        holder = owner.get(container[:12])
+        used = _megabytes(text.split("/")[0])
+        if holder is not None and used is not None:
+            usage[holder] = usage.get(holder, 0.0) + used
+    return usage
+
+
+def _megabytes(text: str) -> float | None:
+    """``12.5MiB`` (docker's memory figures) in megabytes."""
+    import re
+
+    match = re.match(r"\s*([\d.]+)\s*([a-zA-Z]+)", text)
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        return None
+    return float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]

@@ -118,14 +118,16 @@ class LocalProdRecord:
 
 
 @dataclass(frozen=True)
-class Waiter:
-    """One `--wait` in the memory queue, served first come, first served."""
+class Ticket:
+    """A start that needs memory: waiting in the queue (`--wait`, first come,
+    first served) or admitted and starting (counted until its stack runs)."""
 
     ticket: str
     project: str
-    label: str  # what it waits to start: "impl genome/M1", "slot 3"
-    memory_mb: int  # what the slot it wants to start is expected to use
-    pid: int  # a waiter whose process is gone is dropped from the queue
+    label: str  # what it starts: "impl genome/M1", "slot 3"
+    memory_mb: int  # what the slot it starts is expected to use
+    pid: int  # a ticket whose process is gone is dropped
+    pid_start: str | None  # tells a reused pid from the process that took the ticket
     since: str
 
     def to_json(self) -> dict[str, Any]:
@@ -169,7 +171,8 @@ class ProjectRecord:
 @dataclass
 class Registry:
     projects: dict[str, ProjectRecord] = field(default_factory=dict)
-    queue: list[Waiter] = field(default_factory=list)
+    queue: list[Ticket] = field(default_factory=list)  # waiting, in arrival order
+    starting: list[Ticket] = field(default_factory=list)  # admitted, stack not up yet
     generation: int = 0
     migrated_from: int | None = None  # the version of the file it was read from, when older
 
@@ -281,7 +284,8 @@ class Registry:
             "version": REGISTRY_VERSION,
             "generation": self.generation,
             "projects": {k: v.to_json() for k, v in sorted(self.projects.items())},
-            "queue": [w.to_json() for w in self.queue],
+            "queue": [t.to_json() for t in self.queue],
+            "starting": [t.to_json() for t in self.starting],
         }
 
 
@@ -341,12 +345,13 @@ def _parse_registry(path: Path, data: dict[str, Any]) -> Registry:
         if version < REGISTRY_VERSION:
             data = _migrate(data, version)
         projects = {name: _parse_project(name, p) for name, p in data["projects"].items()}
-        queue = [_parse_waiter(w) for w in data.get("queue", [])]
+        queue = [_parse_ticket(t) for t in data.get("queue", [])]
+        starting = [_parse_ticket(t) for t in data.get("starting", [])]
         generation = int(data.get("generation", 0))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _corrupt(path, f"unexpected content: {exc!r}") from exc
     migrated = version if version < REGISTRY_VERSION else None
-    return Registry(projects=projects, queue=queue, generation=generation, migrated_from=migrated)
+    return Registry(projects, queue, starting, generation, migrated_from=migrated)
 
 
 def _parse_project(name: str, data: dict[str, Any]) -> ProjectRecord:
@@ -383,13 +388,15 @@ def _parse_local_prod(data: dict[str, Any]) -> LocalProdRecord:
     )
 
 
-def _parse_waiter(data: dict[str, Any]) -> Waiter:
-    return Waiter(
+def _parse_ticket(data: dict[str, Any]) -> Ticket:
+    pid_start = data.get("pid_start")
+    return Ticket(
         ticket=str(data["ticket"]),
         project=str(data["project"]),
         label=str(data["label"]),
         memory_mb=int(data["memory_mb"]),
         pid=int(data["pid"]),
+        pid_start=None if pid_start is None else str(pid_start),
         since=str(data["since"]),
     )
 
@@ -445,4 +452,5 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
         "generation": data.get("generation", 0),
         "projects": projects,
         "queue": [],
+        "starting": [],
     }

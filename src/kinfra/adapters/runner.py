@@ -10,12 +10,14 @@ The environment merge and the staged stop of a streamed command come from
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kinfra.adapters.process import StopReason, child_env, stop_group, stream_process
 from kinfra.errors import KinfraError
@@ -75,24 +77,47 @@ def run(
     capture: bool = True,
     input: str | None = None,
     timeout: float | None = None,
+    stdin_file: Path | None = None,
+    stdout_file: Path | None = None,
 ) -> Result:
     """Run a command to completion.
 
     ``env`` is added to the current environment, not a replacement for it.
     With ``capture=False`` the command shares our stdout/stderr (for logs -f,
-    shells) and the result carries empty output.
+    shells) and the result carries empty output. ``stdin_file`` and
+    ``stdout_file`` connect the command to files, byte for byte (a tar
+    stream); stderr is still captured.
     """
     argv = tuple(str(a) for a in args)
+    with contextlib.ExitStack() as files:
+        streams: dict[str, Any] = {"capture_output": capture}
+        if stdout_file is not None:
+            out = files.enter_context(stdout_file.open("wb"))
+            streams = {"stdout": out, "stderr": subprocess.PIPE}
+        if stdin_file is not None:
+            streams["stdin"] = files.enter_context(stdin_file.open("rb"))
+        return _run(argv, cwd, child_env(env), input, timeout, check, streams)
+
+
+def _run(
+    argv: tuple[str, ...],
+    cwd: Path | str | None,
+    env: dict[str, str] | None,
+    input: str | None,
+    timeout: float | None,
+    check: bool,
+    streams: dict[str, Any],
+) -> Result:
     try:
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=child_env(env),
+            env=env,
             input=input,
-            capture_output=capture,
             text=True,
             timeout=timeout,
             check=False,
+            **streams,
         )
     except FileNotFoundError as exc:
         if exc.filename in (argv[0], None):

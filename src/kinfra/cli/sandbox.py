@@ -68,13 +68,18 @@ def provision_command(count: int | None, dry_run: bool) -> None:
     type=click.Path(path_type=Path),
     help="Directory whose code the slot mounts (default: this checkout).",
 )
-def up_command(slot: int | None, code_dir: Path | None) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="When the memory budget is full, queue (first come, first served) instead of failing.",
+)
+def up_command(slot: int | None, code_dir: Path | None, wait: bool) -> None:
     """Start a slot's stack and wait for the startability gate; print its URLs."""
     from kinfra.project import find_project
     from kinfra.workflows.targeting import sandbox_up
 
     project = find_project()
-    result = sandbox_up(project, slot, code_dir=code_dir, progress=render.progress())
+    result = sandbox_up(project, slot, code_dir=code_dir, progress=render.progress(), wait=wait)
     report = result.report
     slot_id = report.slot.slot_id
     if result.note:
@@ -161,6 +166,22 @@ def config_command(slot: int | None, fmt: str) -> None:
         )
 
 
+@app.command("snapshot")
+@click.option("--slot", "-s", type=int, help=SLOT_HELP)
+def snapshot_command(slot: int | None) -> None:
+    """Save a stopped slot's named volumes as the project's golden data (what
+    `impl --fresh`, `on_claim = "reset"` and `done --reset-data` restore)."""
+    from kinfra.domain.memory import format_size
+    from kinfra.project import find_project
+    from kinfra.workflows.data import snapshot
+
+    project = find_project()
+    report = snapshot(project, _target_slot(project, slot))
+    saved = ", ".join(f"{k} ({format_size(n / 2**20)})" for k, n in report.volumes.items())
+    render.ok(f"golden data of {project.name} saved from slot {report.slot_id}: {saved}")
+    render.out(f"  in {report.directory}")
+
+
 @app.command("logs")
 @argument("services", nargs=-1, help="Services to show (default: all).")
 @click.option("--slot", "-s", type=int, help=SLOT_HELP)
@@ -184,12 +205,14 @@ def logs_command(
 @app.command("slots")
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 def slots_command(json_output: bool) -> None:
-    """List the project's slots: profile, ports, claimant and live status."""
+    """List the project's slots: profile, memory, ports, claimant and live status."""
+    from kinfra.domain.memory import format_size
     from kinfra.project import find_project
     from kinfra.workflows.pool import list_slots
 
     project = find_project()
-    views, note = list_slots(project)
+    listing = list_slots(project)
+    views = listing.views
     if json_output:
         render.print_json(
             [
@@ -197,6 +220,8 @@ def slots_command(json_output: bool) -> None:
                     "slot": v.slot.slot_id,
                     "profile": v.slot.profile.value,
                     "memory": project.config.profiles[v.slot.profile].memory,
+                    "memory_mb": v.expected_mb,
+                    "used_mb": None if v.used_mb is None else round(v.used_mb, 1),
                     "ports": dict(v.slot.ports),
                     "ports_until_restart": v.ports_now,
                     "compose_project": v.slot.compose_project,
@@ -215,6 +240,7 @@ def slots_command(json_output: bool) -> None:
                 str(v.slot.slot_id),
                 v.slot.profile.value,
                 project.config.profiles[v.slot.profile].memory,
+                "-" if v.used_mb is None else format_size(v.used_mb),
                 render.ports(v.slot.ports, v.ports_now),
                 v.record.claim.path.name if v.record.claim else "-",
                 v.live,
@@ -222,9 +248,18 @@ def slots_command(json_output: bool) -> None:
             for v in views
         ]
         if rows:
-            render.table(["slot", "profile", "memory", "ports", "claimed by", "status"], rows)
-    if note:
-        render.note(note)
+            render.table(
+                ["slot", "profile", "memory", "used", "ports", "claimed by", "status"], rows
+            )
+        memory = listing.memory
+        if memory is not None and (memory.running or memory.starting or memory.waiting):
+            waiting = f"; {len(memory.waiting)} waiting" if memory.waiting else ""
+            render.out(
+                f"memory budget: {format_size(memory.used_mb)} of {format_size(memory.budget_mb)} "
+                f"expected in use on this machine ({memory.holders()}){waiting}"
+            )
+    if listing.note:
+        render.note(listing.note)
     if any(v.ports_now for v in views):
         render.note("old→new: a claimed slot keeps its ports until its next start")
     for v in views:

@@ -40,7 +40,19 @@ def spec_command(feature: str) -> None:
     is_flag=True,
     help="Open a tmux session in the worktree running the configured agent command (agent-deck if installed).",
 )
-def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="When the memory budget is full, queue (first come, first served) instead of failing.",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Reset the slot's volumes to the golden data (`kinfra sandbox snapshot`) before it starts.",
+)
+def impl_command(
+    target: str, profile: str, no_sandbox: bool, session: bool, wait: bool, fresh: bool
+) -> None:
     """Create an impl worktree, claim a sandbox slot and start its stack."""
     from kinfra.domain.config import Profile
     from kinfra.project import find_project
@@ -57,6 +69,8 @@ def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> 
         progress=render.progress(),
         output=setup_line,
         session=session,
+        wait=wait,
+        fresh=fresh,
     )
     for note in result.notes:
         render.note(note)
@@ -88,14 +102,20 @@ def impl_command(target: str, profile: str, no_sandbox: bool, session: bool) -> 
 @argument("name", help="<feature>-<milestone>, the directory name, or part of it.")
 @click.option("--force", is_flag=True, help="Proceed despite uncommitted or unpushed work.")
 @click.option("--keep-branch", is_flag=True, help="Never delete the branch.")
-def done_command(name: str, force: bool, keep_branch: bool) -> None:
+@click.option(
+    "--reset-data",
+    is_flag=True,
+    help="Reset the slot's volumes to the golden data (`kinfra sandbox snapshot`) on release.",
+)
+def done_command(name: str, force: bool, keep_branch: bool, reset_data: bool) -> None:
     """Stop the worktree's stack (volumes kept), release its slot, remove the worktree."""
     from kinfra.project import find_project
     from kinfra.workflows.worktrees import done
 
-    result = done(find_project(), name, force=force, keep_branch=keep_branch)
+    result = done(find_project(), name, force=force, keep_branch=keep_branch, reset_data=reset_data)
     if result.slot_id is not None:
-        render.ok(f"slot {result.slot_id} stopped (volumes kept) and released")
+        kept = "data reset" if reset_data else "volumes kept"
+        render.ok(f"slot {result.slot_id} stopped ({kept}) and released")
     else:
         render.note("the worktree held no slot")
     if result.removed:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinfra.domain.config_agent import AgentSettings, parse_agent
+from kinfra.domain.memory import parse_size
 from kinfra.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,6 +37,13 @@ class Profile(str, Enum):
     @property
     def rank(self) -> int:
         return list(Profile).index(self)
+
+
+class OnClaim(str, Enum):
+    """What a new claim does with the slot's named volumes."""
+
+    KEEP = "keep"  # the last claimant's data stays
+    RESET = "reset"  # restored from the project's snapshot (`kinfra sandbox snapshot`)
 
 
 class CheckType(str, Enum):
@@ -77,7 +85,8 @@ class HealthCheck:
 @dataclass(frozen=True)
 class ProfileSpec:
     replicas: int
-    memory: str
+    memory: str  # as written: what a slot of this profile is expected to use
+    memory_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ class SandboxSettings:
     heavy_slots: tuple[int, ...]
     workers: tuple[str, ...]
     wait_timeout: float
+    memory_budget_mb: int | None = None  # None: a share of the machine's RAM
+    on_claim: OnClaim = OnClaim.KEEP
 
     def profile_of(self, slot_id: int) -> Profile:
         if slot_id in self.heavy_slots:
@@ -398,6 +409,8 @@ def _parse_sandbox(t: _Table) -> SandboxSettings:
         heavy_slots=heavy,
         workers=t.str_list("workers", ()),
         wait_timeout=t.number("wait_timeout", 120),
+        memory_budget_mb=_memory(t, "memory_budget", None),
+        on_claim=_on_claim(t),
     )
     t.done()
     return settings
@@ -487,10 +500,32 @@ def _parse_checks(tables: list[_Table], port_names: set[str]) -> tuple[HealthChe
 
 
 _DEFAULT_PROFILES = {
-    Profile.LIGHT: ProfileSpec(1, "1.5 GB"),
-    Profile.STANDARD: ProfileSpec(2, "2.5 GB"),
-    Profile.HEAVY: ProfileSpec(4, "4 GB"),
+    Profile.LIGHT: ProfileSpec(1, "1.5 GB", 1536),
+    Profile.STANDARD: ProfileSpec(2, "2.5 GB", 2560),
+    Profile.HEAVY: ProfileSpec(4, "4 GB", 4096),
 }
+
+
+def _memory(t: _Table, key: str, default: str | None) -> int | None:
+    """A size ("1.5 GB", "512 MB") in megabytes."""
+    text = t.text(key, default)
+    if text is None:
+        return None
+    try:
+        megabytes = parse_size(text)
+    except ValueError as exc:
+        raise t.error(key, str(exc)) from None
+    if megabytes <= 0:
+        raise t.error(key, f"must be more than zero, got {text!r}")
+    return megabytes
+
+
+def _on_claim(t: _Table) -> OnClaim:
+    value = t.text("on_claim", OnClaim.KEEP.value)
+    try:
+        return OnClaim(value)
+    except ValueError:
+        raise t.error("on_claim", f"expected 'keep' or 'reset', got {value!r}") from None
 
 
 def _parse_profiles(t: _Table) -> Mapping[Profile, ProfileSpec]:
@@ -501,9 +536,11 @@ def _parse_profiles(t: _Table) -> Mapping[Profile, ProfileSpec]:
         except ValueError:
             raise t.error(key, "profiles are light, standard and heavy") from None
         default = _DEFAULT_PROFILES[profile]
+        memory = pt.text("memory", default.memory)
         profiles[profile] = ProfileSpec(
             replicas=pt.integer("replicas", default.replicas, minimum=0),
-            memory=pt.text("memory", default.memory),
+            memory=memory,
+            memory_mb=_memory(pt, "memory", default.memory) or 0,
         )
         pt.done()
     return profiles

@@ -8,7 +8,8 @@ and by scripts, import only the registry and the docker adapter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kinfra.adapters import compose
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord, SlotStatus
@@ -16,6 +17,9 @@ from kinfra.domain.slot import Slot, parse_env_file
 from kinfra.errors import ComposeError, DockerUnavailableError
 from kinfra.paths import ENV_FILE, SECRETS_FILE
 from kinfra.project import Project
+
+if TYPE_CHECKING:
+    from kinfra.workflows.budget import Usage
 
 
 def stop_slot(
@@ -51,40 +55,75 @@ class SlotView:
     slot: Slot
     record: SlotRecord
     live: str  # what Docker reports now: running(3), exited(2), stopped, unknown
+    expected_mb: int  # its profile's memory
     # The ports a claimed slot still runs when kinfra.toml changed them (its
     # next start publishes ``slot.ports``); None when nothing is pending.
     ports_now: dict[str, int] | None = None
+    used_mb: float | None = None  # what its containers use now (`docker stats`)
 
     @property
     def running(self) -> bool:
         return self.live.startswith("running")
 
 
-def list_slots(
-    project: Project, store: RegistryStore | None = None
-) -> tuple[list[SlotView], str | None]:
-    """Every slot of the project with Docker's live status. The second value is
-    a note when Docker could not be asked."""
-    store = store or RegistryStore()
-    record = store.load().project(project.name)
+@dataclass
+class SlotListing:
+    views: list[SlotView] = field(default_factory=list)
+    note: str | None = None  # when Docker could not be asked
+    memory: Usage | None = None  # the machine's budget, None when it is unknown
+
+
+def list_slots(project: Project, store: RegistryStore | None = None) -> SlotListing:
+    """Every slot of the project with Docker's live status and real memory use,
+    and the machine's memory budget."""
+    from kinfra.background import Background
+    from kinfra.workflows.budget import budget_of, machine_usage, slot_memory
+
+    registry = (store or RegistryStore()).load()
+    record = registry.project(project.name)
     if record is None:
-        return [], None
-    note = None
+        return SlotListing()
+    listing = SlotListing()
     try:
         live = compose.list_projects()
     except (DockerUnavailableError, ComposeError) as exc:
         live = {}
-        note = f"live status unknown: {exc.message}"
-    views = []
-    for slot_id, slot_record in sorted(record.slots.items()):
-        slot = project.slot(slot_id)
-        status = live.get(slot.compose_project, "stopped") if note is None else "unknown"
+        listing.note = f"live status unknown: {exc.message}"
+    slots = [project.slot(slot_id) for slot_id in sorted(record.slots)]
+    running = [
+        s.compose_project for s in slots if live.get(s.compose_project, "").startswith("running")
+    ]
+    # `docker stats` samples for about a second: it runs while the rest is read.
+    usage = Background(_usage_or_nothing, running)
+    budget = budget_of(project.config)
+    if budget is not None:
+        listing.memory = machine_usage(registry, budget, None if listing.note else live)
+    used = usage.result()
+    for slot in slots:
+        slot_record = record.slots[slot.slot_id]
+        status = live.get(slot.compose_project, "stopped") if listing.note is None else "unknown"
         pending = None
         if slot_record.claim is not None or status.startswith("running"):
             now = ports_in_effect(slot)
             pending = now if now is not None and now != dict(slot.ports) else None
-        views.append(SlotView(slot, slot_record, status, pending))
-    return views, note
+        listing.views.append(
+            SlotView(
+                slot,
+                slot_record,
+                status,
+                slot_memory(project.config, slot.slot_id),
+                pending,
+                used.get(slot.compose_project),
+            )
+        )
+    return listing
+
+
+def _usage_or_nothing(compose_projects: list[str]) -> dict[str, float]:
+    try:
+        return compose.memory_usage(compose_projects)
+    except (DockerUnavailableError, ComposeError):
+        return {}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from kinfra.adapters import compose, netcheck
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotStatus
-from kinfra.domain.config import Config
+from kinfra.domain.config import Config, OnClaim
 from kinfra.domain.slot import Slot
 from kinfra.errors import (
     ComposeError,
@@ -61,12 +61,15 @@ def start_slot(
     code_dir: Path | None = None,
     progress: Progress | None = None,
     store: RegistryStore | None = None,
+    fresh: bool = False,
 ) -> StartReport:
     """Start a slot's stack for ``code_dir`` and run the startability gate.
 
     An unclaimed slot is claimed ("manual") for ``code_dir`` (default: the
     checkout the command runs in), so that running slots are always claimed.
-    A slot claimed by a worktree runs that worktree's code.
+    A slot claimed by a worktree runs that worktree's code. With ``fresh``
+    (or a new claim under ``[sandbox] on_claim = "reset"``) the slot's named
+    volumes are reset to the project's golden data first.
     """
     config = project.config
     progress = progress or Progress()
@@ -108,6 +111,8 @@ def start_slot(
             registry.set_status(config.name, slot_id, status)
 
     try:
+        if fresh or (newly_claimed and config.sandbox.on_claim is OnClaim.RESET):
+            _reset(project, slot, progress)
         return start_stack(config, slot, record.instance_id, code_dir, progress, set_status)
     except GateFailedError:
         raise  # containers stay up for inspection, claim kept: a running slot is claimed
@@ -120,6 +125,16 @@ def start_slot(
             with store.transaction() as registry:
                 registry.release(config.name, slot_id, claimant=code_dir)
         raise
+
+
+def _reset(project: Project, slot: Slot, progress: Progress) -> None:
+    from kinfra.workflows.data import reset_data
+
+    compose.down(slot.compose_project)  # no container may hold a volume being reset
+    report = reset_data(project, slot)
+    restored = ", ".join(report.restored) or "nothing (no snapshot)"
+    emptied = f"; emptied {', '.join(report.emptied)}" if report.emptied else ""
+    progress.step(f"data reset: restored {restored}{emptied}")
 
 
 def prevalidate(config: Config, slot: Slot, instance_id: str, code_dir: Path) -> None:

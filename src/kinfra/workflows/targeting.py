@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kinfra.adapters import git
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord
-from kinfra.domain.config import Profile
+from kinfra.domain.config import OnClaim, Profile
 from kinfra.domain.names import WorktreeKind, classify_branch
 from kinfra.domain.slot import parse_env_file
 from kinfra.errors import GateFailedError, GitError, KinfraError
@@ -22,6 +23,9 @@ from kinfra.paths import ENV_FILE
 from kinfra.project import Project
 from kinfra.workflows.pool import stop_slot
 from kinfra.workflows.start import Progress, StartReport, start_slot
+
+if TYPE_CHECKING:
+    from kinfra.workflows.budget import Admission
 
 
 @dataclass(frozen=True)
@@ -100,19 +104,45 @@ def sandbox_up(
     code_dir: Path | None = None,
     progress: Progress | None = None,
     store: RegistryStore | None = None,
+    wait: bool = False,
 ) -> UpResult:
     """`kinfra sandbox up`: start the targeted slot. In an impl worktree whose
     claim was released (a failed `impl`, the GAP-7 recovery path) a slot is
-    claimed again for it first."""
+    claimed again for it first. A slot that is not running yet needs its
+    memory admitted first (``wait``: queue for it)."""
     store = store or RegistryStore()
+    progress = progress or Progress()
     here = (project.here or project.root).resolve()
     if explicit is not None or _claim_of(project, here, store) is not None:
         target = resolve_target(project, explicit, store)
-        report = start_slot(project, target.slot_id, code_dir, progress, store)
+        with _admission(project, target.slot_id, wait, progress, store):
+            report = start_slot(project, target.slot_id, code_dir, progress, store)
         return UpResult(report, False, target.note)
     if code_dir is None and _is_impl_worktree(project, here):
-        return UpResult(_reclaim_and_start(project, here, progress, store), True, None)
+        # The claim will pick the lowest free profile; light slots come first.
+        with _admission(project, None, wait, progress, store):
+            report = _reclaim_and_start(project, here, progress, store)
+        return UpResult(report, True, None)
     raise _no_slot_error(here)
+
+
+def _admission(
+    project: Project, slot_id: int | None, wait: bool, progress: Progress, store: RegistryStore
+) -> Admission:
+    """The budget's pre-check for a start; a slot already running needs nothing more."""
+    from kinfra.workflows.budget import Admission, admit, live_projects, slot_memory
+
+    if slot_id is not None:
+        compose_project = project.slot(slot_id).compose_project
+        if (live_projects() or {}).get(compose_project, "").startswith("running"):
+            return Admission(store, None)
+    config = project.config
+    if slot_id is not None:
+        memory = slot_memory(config, slot_id)
+    else:
+        memory = config.profiles[Profile.LIGHT].memory_mb
+    label = f"slot {slot_id}" if slot_id is not None else f"a slot for {project.here}"
+    return admit(project, memory, label, wait=wait, say=progress.step, store=store)
 
 
 def _is_impl_worktree(project: Project, here: Path) -> bool:
@@ -144,7 +174,8 @@ def _reclaim_and_start(
         )
     try:
         write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, here)
-        return start_slot(project, slot.slot_id, here, progress, store)
+        reset = config.sandbox.on_claim is OnClaim.RESET  # a new claim, as in `impl`
+        return start_slot(project, slot.slot_id, here, progress, store, fresh=reset)
     except GateFailedError:
         raise  # containers stay up for inspection; a running slot stays claimed
     except BaseException:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from kinfra.adapters import git
 from kinfra.adapters.registry import ClaimKind, ProjectRecord, RegistryStore, SlotRecord
 from kinfra.adapters.runner import CommandNotFoundError, stream
-from kinfra.domain.config import Config, Profile
+from kinfra.domain.config import Config, OnClaim, Profile
 from kinfra.domain.names import WorktreeName, impl_name, parse_impl_target, spec_name, validate_part
 from kinfra.domain.slot import Slot
 from kinfra.errors import (
@@ -125,9 +125,15 @@ def impl(
     output: Say = _quiet,
     store: RegistryStore | None = None,
     session: bool = False,
+    wait: bool = False,
+    fresh: bool = False,
 ) -> ImplResult:
     """Create an impl worktree, claim a slot for it and start the slot's stack;
-    with ``session``, then open the agent's tmux session in it."""
+    with ``session``, then open the agent's tmux session in it. The slot's
+    memory is admitted first (``wait``: queue for it), before anything exists.
+    With ``fresh`` (or ``[sandbox] on_claim = "reset"``) the slot's volumes
+    are reset to the project's golden data before its stack starts."""
+    from kinfra.workflows.budget import Admission, admit, slot_memory
     from kinfra.workflows.start import Progress, prevalidate, start_slot
 
     feature, milestone = parse_impl_target(target)
@@ -138,9 +144,13 @@ def impl(
     path = root.parent / name.directory
     store = store or RegistryStore()
     progress = progress or Progress()
-    if sandbox:
-        _check_slot_available(store, project, profile, path)
+    would_claim = _check_slot_available(store, project, profile, path) if sandbox else None
     _refuse_existing(root, path, name)
+    admission = Admission(store, None)
+    if would_claim is not None:
+        memory = slot_memory(config, would_claim.slot_id)
+        label = f"impl {feature}/{milestone}"
+        admission = admit(project, memory, label, wait=wait, say=progress.step, store=store)
 
     # `docker compose config` of the slot's files needs only the worktree's
     # path, so it runs in the background while git fetches and creates the worktree; the
@@ -184,9 +194,8 @@ def impl(
                 _open_session(config, path, session, result)
                 return result
             write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, path)
-            report = start_slot(
-                project, slot.slot_id, code_dir=path, progress=progress, store=store
-            )
+            reset = fresh or config.sandbox.on_claim is OnClaim.RESET
+            report = start_slot(project, slot.slot_id, path, progress, store, fresh=reset)
         except BaseException as exc:
             if slot is None:
                 with deferred_interrupts():
@@ -202,6 +211,7 @@ def impl(
             raise
     finally:
         background.shutdown(wait=True)
+        admission.release()  # the stack runs (Docker counts it) or never will
     result.slot = report.slot
     result.urls = report.urls
     _open_session(config, path, session, result)
@@ -221,12 +231,13 @@ def _open_session(config: Config, path: Path, wanted: bool, result: ImplResult) 
 
 def _check_slot_available(
     store: RegistryStore, project: Project, profile: Profile, path: Path
-) -> None:
+) -> SlotRecord:
     """Fail fast, before any fetch: a claim on a read-only snapshot raises the
-    same SlotExhaustedError the real claim would, and writes nothing."""
+    same SlotExhaustedError the real claim would, and writes nothing. Returns
+    the slot the real claim would most likely get."""
     registry = store.load()
     _refuse_foreign_pool(project, registry.project(project.name))
-    registry.claim_free_slot(project.name, path, project.profiles(), profile)
+    return registry.claim_free_slot(project.name, path, project.profiles(), profile)
 
 
 def _claim(

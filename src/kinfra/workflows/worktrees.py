@@ -209,8 +209,10 @@ def done(
     force: bool = False,
     keep_branch: bool = False,
     store: RegistryStore | None = None,
+    reset_data: bool = False,
 ) -> DoneResult:
-    """Stop the worktree's stack (volumes kept), release its slot, remove it."""
+    """Stop the worktree's stack (volumes kept), release its slot, remove it.
+    With ``reset_data`` the slot's volumes go back to the golden data first."""
     from kinfra.workflows.pool import stop_slot
 
     store = store or RegistryStore()
@@ -247,6 +249,13 @@ def done(
         # Raises when Docker cannot stop it: that slot stays claimed, the
         # worktree stays, and the user sees why.
         stop_slot(project, slot.slot_id, volumes=False, release_manual=False, store=store)
+        if reset_data:
+            from kinfra.workflows.data import reset_data as reset
+
+            report = reset(project, project.slot(slot.slot_id))
+            restored = ", ".join(report.restored) or "nothing (no snapshot)"
+            emptied = f"; emptied {', '.join(report.emptied)}" if report.emptied else ""
+            result.notes.append(f"slot {slot.slot_id}'s data reset: restored {restored}{emptied}")
         release_slot(project, slot, slot.claimant or target.path, store)
         result.stopped = True
         if result.slot_id is None:
