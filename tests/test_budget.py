@@ -54,14 +54,20 @@ def wait_for_text(
         time.sleep(0.05)
 
 
-def test_over_budget_without_wait_is_one_line_exit_5_and_nothing_created(
-    tmp_path: Path, kinfra_home: Path, docker_prefix: str
-) -> None:
+def one_slot_running_of_a_budget_for_one(tmp_path: Path, prefix: str) -> Path:
+    """A project whose budget (2 GB) holds one light slot (1.5 GB), slot 1 running."""
     repo = make_example_project(
-        tmp_path, docker_prefix, pool_size=2, mini=True, extra_config='memory_budget = "2 GB"\n'
+        tmp_path, prefix, pool_size=2, mini=True, extra_config='memory_budget = "2 GB"\n'
     )
     ok(repo, "sandbox", "provision")
     ok(repo, "sandbox", "up", "--slot", "1")
+    return repo
+
+
+def test_over_budget_without_wait_is_one_line_exit_5_and_nothing_created(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = one_slot_running_of_a_budget_for_one(tmp_path, docker_prefix)
     before = registry(kinfra_home)
 
     refused = kinfra(repo, "impl", "genome/M1")
@@ -155,11 +161,7 @@ def test_five_impl_wait_share_a_budget_of_two_first_come_first_served(
 def test_ctrl_c_leaves_the_queue_and_creates_nothing(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(
-        tmp_path, docker_prefix, pool_size=2, mini=True, extra_config='memory_budget = "2 GB"\n'
-    )
-    ok(repo, "sandbox", "provision")
-    ok(repo, "sandbox", "up", "--slot", "1")
+    repo = one_slot_running_of_a_budget_for_one(tmp_path, docker_prefix)
     log = tmp_path / "waiter.log"
     waiter = spawn(repo, log, "impl", "genome/M1", "--wait")
     wait_for_text(log, "place 1 in the queue", waiter)

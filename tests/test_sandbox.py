@@ -47,6 +47,8 @@ def make_shop(parent: Path, prefix: str, bases: tuple[int, int], pool: int = 2) 
     config = config.replace("base = 8000", f"base = {bases[0]}")
     config = config.replace("base = 5432", f"base = {bases[1]}")
     config = config.replace("pool_size = 6", f"pool_size = {pool}")
+    # Not a test of the memory budget: the machine's RAM must not matter.
+    config = config.replace("[sandbox]\n", '[sandbox]\nmemory_budget = "1024 GB"\n')
     (repo / "kinfra.toml").write_text(config)
     git(repo.parent, "init", "-q", "-b", "main", str(repo))
     commit_all(repo, "shop example")

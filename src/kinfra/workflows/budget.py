@@ -202,8 +202,11 @@ def admit(
     said = ""
     try:
         while True:
-            live = live_projects()
             with store.transaction() as registry:
+                # Docker is asked under the lock: an admitted start gives its
+                # ticket back (under the lock) only once its stack runs, so
+                # every start is seen either running or still starting.
+                live = live_projects()
                 _drop_dead(registry)
                 usage = machine_usage(registry, budget, live)
                 place = _place(registry.queue, ticket)

@@ -119,7 +119,6 @@ def sandbox_up(
             report = start_slot(project, target.slot_id, code_dir, progress, store)
         return UpResult(report, False, target.note)
     if code_dir is None and _is_impl_worktree(project, here):
-        # The claim will pick the lowest free profile; light slots come first.
         with _admission(project, None, wait, progress, store):
             report = _reclaim_and_start(project, here, progress, store)
         return UpResult(report, True, None)
@@ -132,16 +131,16 @@ def _admission(
     """The budget's pre-check for a start; a slot already running needs nothing more."""
     from kinfra.workflows.budget import Admission, admit, live_projects, slot_memory
 
-    if slot_id is not None:
+    if slot_id is None:  # a claim to come, of the lowest free profile: light first
+        memory, label = (
+            project.config.profiles[Profile.LIGHT].memory_mb,
+            f"a slot for {project.here}",
+        )
+    else:
         compose_project = project.slot(slot_id).compose_project
         if (live_projects() or {}).get(compose_project, "").startswith("running"):
             return Admission(store, None)
-    config = project.config
-    if slot_id is not None:
-        memory = slot_memory(config, slot_id)
-    else:
-        memory = config.profiles[Profile.LIGHT].memory_mb
-    label = f"slot {slot_id}" if slot_id is not None else f"a slot for {project.here}"
+        memory, label = slot_memory(project.config, slot_id), f"slot {slot_id}"
     return admit(project, memory, label, wait=wait, say=progress.step, store=store)
 
 
