@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kinfra.domain.config import Config, load_config
-from kinfra.domain.config_agent import DEFAULT_BASE_IMAGE
+from kinfra.domain.config_agent import DEFAULT_BASE_IMAGE, AgentSandbox
 from kinfra.errors import ConfigError
 
 MINIMAL = '[project]\nname = "app"\n'
@@ -70,3 +70,16 @@ def test_a_full_agent_section(tmp_path: Path) -> None:
 )
 def test_mistakes_are_one_line_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
     assert needle in error_of(tmp_path, f"[agent]\n{text}\n")
+
+
+def test_the_orchestrator_runs_the_agent_on_the_host_unless_told_container(
+    tmp_path: Path,
+) -> None:
+    assert config_of(tmp_path, "").orchestrator.sandbox is AgentSandbox.HOST
+    chosen = config_of(tmp_path, '[orchestrator]\nsandbox = "container"\n').orchestrator
+    assert chosen.sandbox is AgentSandbox.CONTAINER
+    with pytest.raises(ConfigError) as caught:
+        config_of(tmp_path, '[orchestrator]\nsandbox = "docker"\n')
+    assert caught.value.message == (
+        "kinfra.toml: [orchestrator] sandbox: expected 'host' or 'container', got 'docker'"
+    )

@@ -120,7 +120,7 @@ def test_rm_and_done_remove_the_container_and_all_but_the_kept_volumes(
 
 
 def test_targets_resolve_like_done_and_bad_ones_are_one_clear_line(
-    agent_project: AgentProject, tmp_path: Path
+    agent_project: AgentProject, kinfra_home: Path
 ) -> None:
     p = agent_project
     # Outside any worktree, with no name: which one is meant is not guessed.
@@ -128,6 +128,13 @@ def test_targets_resolve_like_done_and_bad_ones_are_one_clear_line(
     one_line_error(kinfra(p.repo, "agent", "reset", "nope"), "No worktree matching 'nope'")
     usage = kinfra(p.repo, "agent", "run", "genome-M1")
     assert usage.returncode == 2 and "after `--`" in usage.stderr
+    # The orchestrator in a container needs an impl worktree too; no run is left behind.
+    plan = "docs/designs/genome/implementation/M1_plan.md"
+    one_line_error(
+        kinfra(p.repo, "orch", "run", plan, "--in-container"),
+        "cannot run the agent in its container",
+    )
+    assert not list((kinfra_home / p.prefix / "runs").glob("*.json"))
     # A spec worktree has no agent container.
     assert kinfra(p.repo, "spec", "genome").returncode == 0
     one_line_error(kinfra(p.repo, "agent", "run", "genome", "--", "true"), "is a spec worktree")

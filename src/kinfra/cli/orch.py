@@ -107,6 +107,12 @@ def _run(summary_fn: Any) -> None:
     help="The worktree to work in (default: the one you stand in).",
 )
 @click.option("--restart", is_flag=True, help="Replace an existing run's state.")
+@click.option(
+    "--in-container",
+    is_flag=True,
+    help='Run each attempt in the worktree\'s agent container ([orchestrator] sandbox = "container"); '
+    "resume keeps it.",
+)
 def run_command(
     plan: Path,
     agent: str | None,
@@ -115,6 +121,7 @@ def run_command(
     task_timeout: float | None,
     workdir: Path | None,
     restart: bool,
+    in_container: bool,
 ) -> None:
     """Run every task of a plan, in order, stopping at the first that is not done."""
     from kinfra.orch.runloop import RunOptions, run_plan
@@ -127,6 +134,7 @@ def run_command(
         model=model,
         task_timeout=task_timeout,
         restart=restart,
+        in_container=in_container,
     )
     _run(lambda: run_plan(options, on_event=_Live()))
 

@@ -185,6 +185,27 @@ def container_mounts(
     return tuple(mounts)
 
 
+# kinfra's own environment reaches the container only through this list: the
+# agent CLIs' settings (endpoint, model, telemetry and update switches) and the
+# proxy, as a user sets them in the shell. Keys and tokens never: those come
+# from [agent] secrets.
+_FORWARDED_NAMES = frozenset(
+    {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+)
+_FORWARDED_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "DISABLE_", "OPENAI_", "OTEL_")
+_NEVER_FORWARDED = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_HEADERS")
+
+
+def forwarded_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of kinfra's environment a command in the container gets."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in _FORWARDED_NAMES or name.startswith(_FORWARDED_PREFIXES))
+        and not name.endswith(_NEVER_FORWARDED)
+    }
+
+
 def forwards(config: Config, host_ports: Mapping[str, int]) -> tuple[str, ...]:
     """``HOSTPORT=service:target`` for every named port: inside the container
     the slot's URLs (``localhost:<host port>``) reach the slot's services."""

@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinfra.domain.config_agent import AgentSettings, parse_agent
+from kinfra.domain.config_agent import AgentSandbox, AgentSettings, parse_agent
 from kinfra.domain.memory import parse_size
 from kinfra.errors import ConfigError
 
@@ -140,6 +140,7 @@ class OrchestratorSettings:
     skip_permissions: bool
     command: tuple[str, ...]  # argv of the generic command agent
     prompt_via: str  # "stdin" or "arg", for the generic command agent
+    sandbox: AgentSandbox = AgentSandbox.HOST  # where each attempt runs
 
 
 @dataclass(frozen=True)
@@ -609,6 +610,15 @@ def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
         skip_permissions=t.flag("skip_permissions", False),
         command=t.str_list("command", ()),
         prompt_via=prompt_via,
+        sandbox=_sandbox(t),
     )
     t.done()
     return settings
+
+
+def _sandbox(t: _Table) -> AgentSandbox:
+    value = t.text("sandbox", AgentSandbox.HOST.value)
+    try:
+        return AgentSandbox(value)
+    except ValueError:
+        raise t.error("sandbox", f"expected 'host' or 'container', got {value!r}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,13 @@ LOGS = "/logs"
 SHARED = "/shared"
 _RESERVED = (WORKSPACE, HOME, LOGS, SHARED)
 _IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+
+
+class AgentSandbox(str, Enum):
+    """Where the orchestrator runs the agent ([orchestrator] sandbox, `orch run --in-container`)."""
+
+    HOST = "host"
+    CONTAINER = "container"  # the worktree's agent container (`kinfra agent`)
 
 
 @dataclass(frozen=True)

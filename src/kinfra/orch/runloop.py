@@ -27,9 +27,10 @@ from pathlib import Path
 
 from kinfra.adapters import git
 from kinfra.adapters.lock import RunLock, process_alive, process_start_time
-from kinfra.adapters.process import stop_group
+from kinfra.adapters.process import HOST, Launcher, stop_group
 from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
 from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_agent import AgentSandbox
 from kinfra.errors import (
     Interrupted,
     NeedsHumanError,
@@ -81,6 +82,7 @@ class RunOptions:
     idle_timeout: float | None = None
     restart: bool = False
     kill_grace: float = 5.0  # seconds per stage of INT -> TERM -> KILL
+    in_container: bool = False  # each attempt in the worktree's agent container
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,11 @@ def run_plan(
         settings = _settings(ctx, state.limits, options.agent or state.agent)
         ctx = replace(ctx, settings=settings)
         the_agent = agent or make_agent(settings)
+        launcher: Launcher = HOST
+        if settings.sandbox is AgentSandbox.CONTAINER:
+            from kinfra.workflows.agent_launch import container_launcher
+
+            launcher = container_launcher(ctx.workdir, key, options.kill_grace)
         save_state(state_path, state)
 
         runner = _TaskRunner(
@@ -216,6 +223,7 @@ def run_plan(
             logs_dir=ctx.logs_dir(key),
             run_id=run_id,
             emit=emit,
+            launcher=launcher,
         )
         runner.state = state
         ran: list[str] = []
@@ -277,11 +285,14 @@ def _limits(options: RunOptions, saved: RunLimits | None = None) -> RunLimits:
         idle_timeout=options.idle_timeout
         if options.idle_timeout is not None
         else saved.idle_timeout,
+        sandbox=AgentSandbox.CONTAINER.value if options.in_container else saved.sandbox,
     )
 
 
 def _settings(ctx: RunContext, limits: RunLimits, agent: str) -> OrchestratorSettings:
     changes = {k: v for k, v in dataclasses.asdict(limits).items() if v is not None}
+    if "sandbox" in changes:
+        changes["sandbox"] = AgentSandbox(changes["sandbox"])
     return dataclasses.replace(ctx.settings, agent=agent, **changes)
 
 
@@ -383,6 +394,7 @@ class _TaskRunner:
     logs_dir: Path
     run_id: str
     emit: EventCallback
+    launcher: Launcher = HOST  # where the agent runs: here, or in its container
     state: RunState = field(init=False)
     timings: list[tuple[str, float, float]] = field(default_factory=list)
 
@@ -477,8 +489,10 @@ class _TaskRunner:
                 env=env,
                 log_path=log_path,
                 kill_grace=self.options.kill_grace,
-                config_dir=self.ctx.agent_dir(self.agent.name),
+                # In the container, the agent's config dir is in its home volume.
+                config_dir=self.ctx.agent_dir(self.agent.name) if self.launcher is HOST else None,
                 session_tokens=_session_tokens(record, resume_sid),
+                launcher=self.launcher,
             )
             try:
                 result = self.agent.run(request, on_progress, on_session, on_start)

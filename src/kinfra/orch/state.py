@@ -66,6 +66,7 @@ class RunLimits:
     model: str | None = None
     task_timeout: float | None = None
     idle_timeout: float | None = None
+    sandbox: str | None = None  # "container" for `--in-container`
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,20 @@ def make_agent_project(
     assert f"agent image {image} is up to date" in built.stdout, built.stdout
     hand_to_owner(repo, *worktrees)
     return AgentProject(repo, prefix, tuple(worktrees), image)
+
+
+def bridge_gateway() -> str:
+    """The host's address on Docker's default bridge: where a server must
+    listen for a container to reach it as host.docker.internal."""
+    result = run(
+        ["docker", "network", "inspect", "bridge", "--format",
+         "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def processes_in(container: str) -> list[str]:
+    """The command lines of everything running in the container."""
+    script = 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done'
+    result = run(["docker", "exec", container, "sh", "-c", script])
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]

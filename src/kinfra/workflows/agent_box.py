@@ -14,10 +14,13 @@ command runs in.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import docker, git
+from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import RegistryStore
 from kinfra.adapters.runner import CommandError
 from kinfra.domain.agent_box import (
@@ -30,9 +33,11 @@ from kinfra.domain.agent_box import (
     VolumeRole,
     container_env,
     container_mounts,
+    forwarded_env,
     forwards,
     project_image,
 )
+from kinfra.domain.config_agent import WORKSPACE
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import (
     AgentError,
@@ -44,6 +49,7 @@ from kinfra.project import Project
 from kinfra.workflows.worktrees import Candidate, candidates, resolve
 
 LABEL_USER = "kinfra.agent.user"  # "uid:gid" the container runs commands as
+EXEC = "kinfra-agent-exec"  # the image's wrapper every command starts through
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,45 @@ def user_of(info: docker.ContainerInfo) -> str:
             hint="`kinfra agent reset --force` makes it again",
         )
     return user
+
+
+def exec_argv(
+    container: docker.ContainerInfo,
+    command: Sequence[str],
+    env_names: Iterable[str],
+    interactive: bool,
+    tty: bool,
+    workdir: str = WORKSPACE,
+    extra_env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """``docker exec`` arguments (after ``docker``) for ``command`` in the
+    container, as its user. ``env_names`` are passed by name only: their
+    values come from docker's own environment, so no secret is ever in an
+    argument; ``extra_env`` (never secret) is passed with its values."""
+    args = ["exec"]
+    if interactive:
+        args.append("--interactive")
+    if tty:
+        args.append("--tty")
+    args += ["--user", user_of(container), "--workdir", workdir]
+    for name in env_names:
+        args += ["--env", name]
+    for name, value in (extra_env or {}).items():
+        args += ["--env", f"{name}={value}"]
+    return [*args, container.name, EXEC, *command]
+
+
+def agent_secrets(project: Project) -> dict[str, str]:
+    """The values of ``[agent] secrets``, resolved now; a clear error names any missing."""
+    config = project.config
+    wanted = {name: config.secrets[name] for name in config.agent.secrets}
+    return secret_refs.resolve_all(wanted, config.root) if wanted else {}
+
+
+def passed_env(project: Project) -> dict[str, str]:
+    """What a command in the container gets from the host: the agent CLIs'
+    settings from kinfra's environment, then the agent's secrets."""
+    return {**forwarded_env(os.environ), **agent_secrets(project)}
 
 
 # --- removal ------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import docker, git
-from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import RegistryStore
 from kinfra.domain.agent_box import (
     LABEL_PROJECT,
@@ -24,7 +23,6 @@ from kinfra.domain.agent_box import (
     VolumeRole,
     project_image,
 )
-from kinfra.domain.config_agent import WORKSPACE
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import AgentError, KinfraError, WorktreeDirtyError
 from kinfra.project import Project
@@ -34,39 +32,12 @@ from kinfra.workflows.agent_box import (
     create,
     current_image,
     ensure_running,
+    exec_argv,
+    passed_env,
     remove_box,
     resolve_agent_target,
-    user_of,
 )
 from kinfra.workflows.worktrees import candidates
-
-EXEC = "kinfra-agent-exec"
-
-
-def exec_argv(
-    container: docker.ContainerInfo,
-    command: Sequence[str],
-    secret_names: Sequence[str],
-    interactive: bool,
-    tty: bool,
-) -> list[str]:
-    """``docker exec`` arguments (after ``docker``) for ``command`` in the container."""
-    args = ["exec"]
-    if interactive:
-        args.append("--interactive")
-    if tty:
-        args.append("--tty")
-    args += ["--user", user_of(container), "--workdir", WORKSPACE]
-    for name in secret_names:
-        args += ["--env", name]  # the value comes from docker's own environment
-    return [*args, container.name, EXEC, *command]
-
-
-def agent_secrets(project: Project) -> dict[str, str]:
-    """The values of ``[agent] secrets``, resolved now; a clear error names any missing."""
-    config = project.config
-    wanted = {name: config.secrets[name] for name in config.agent.secrets}
-    return secret_refs.resolve_all(wanted, config.root) if wanted else {}
 
 
 def run_in_agent(
@@ -76,10 +47,10 @@ def run_in_agent(
     if not command:
         raise KinfraError("no command given", hint="kinfra agent run [NAME] -- CMD...")
     target = resolve_agent_target(project, wanted)
-    secrets = agent_secrets(project)
+    env = passed_env(project)
     info = ensure_running(target)
-    argv = exec_argv(info, command, list(secrets), interactive, tty)
-    return docker.docker(argv, check=False, capture=False, env=secrets).returncode
+    argv = exec_argv(info, command, list(env), interactive, tty)
+    return docker.docker(argv, check=False, capture=False, env=env).returncode
 
 
 # One exec, no probe: a separate probe would consume the caller's stdin.

@@ -28,7 +28,7 @@ from kinfra.errors import AgentError
 from kinfra.project import Project
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "agent"
-_KINFRA_FILES = ("Dockerfile", "entrypoint.sh", "exec.sh", "forward.js")
+_KINFRA_FILES = ("Dockerfile", "entrypoint.sh", "exec.sh", "stop.sh", "forward.js")
 _FROM_ARG = "KINFRA_AGENT_IMAGE"  # what the project's Dockerfile builds FROM
 _TAIL = 15
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_agent import AgentSandbox
 from kinfra.errors import OrchestratorError
 from kinfra.orch.agents.base import Agent
 
@@ -38,6 +39,8 @@ def check_permissions(settings: OrchestratorSettings) -> None:
     never sets IS_SANDBOX to talk Claude Code out of it."""
     if not settings.skip_permissions or settings.agent == "command":
         return
+    if settings.sandbox is AgentSandbox.CONTAINER:
+        return  # there it runs as the worktree's owner, with IS_SANDBOX=1
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return
     alternative = (
