@@ -1,34 +1,50 @@
-"""Orchestrator overhead per task, beyond the agent's own run time.
+"""Orchestrator overhead, two ways.
 
-Runs a generated plan of N tasks (default 30) with the fake Claude Code in its
-'instant' scenario (init event, result event, exit) inside a real git repo,
-with the default embedded telemetry (JSON lines) and atomic state writes. For
-each task: overhead = the orchestrator's wall time for the task (prompt, state
-transitions with fsync, lock-free bookkeeping, spans, metrics) minus the agent
-process's own wall time (spawn to exit, measured by the process controller).
+Default (fake agent): a generated plan of N tasks (default 30) with the fake
+Claude Code in its 'instant' scenario (init event, result event, exit) inside a
+real git repo, with the default embedded telemetry (JSON lines) and atomic
+state writes. For each task: overhead = the orchestrator's wall time for the
+task (prompt, state transitions with fsync, bookkeeping, spans, metrics) minus
+the agent process's own wall time (spawn to exit). Target: median <= 50 ms.
 
-Target: median <= 50 ms.
+--real-claude: the pinned real ``claude`` CLI on the mock model server, a plan
+of 10 tasks (each: the model writes a file, then reports STATUS: done). A is
+``kinfra orch run --restart PLAN`` as users run it; B is a shell loop running
+the same ``claude -p`` invocations bare (same flags, prompts, config dir, cwd
+and model answers, fresh session ids). Paired A B A B after one warm-up pair;
+the median of A/B over the pairs. Target: <= 1.05.
 
     .venv/bin/python benchmarks/orch_overhead.py [--tasks 30]
+    .venv/bin/python benchmarks/orch_overhead.py --real-claude [--pairs 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 TARGET_MS = 50.0
+TARGET_RATIO = 1.05
+REAL_TASKS = 10
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--real-claude", action="store_true", help="the real claude on the mock")
+    parser.add_argument("--pairs", type=int, default=5, help="A B pairs (--real-claude)")
     args = parser.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # users have the bytecode cache
+    if args.real_claude:
+        return real_claude(args.pairs)
     if args.tasks < 20:
         parser.error("use at least 20 tasks")
 
@@ -81,6 +97,124 @@ def main() -> int:
     verdict = "OK" if median <= TARGET_MS else "OVER TARGET"
     print(f"target: median <= {TARGET_MS:.0f} ms -> {verdict} (ratio {median / TARGET_MS:.2f})")
     return 0 if median <= TARGET_MS else 1
+
+
+def _plan(path: Path, tasks: int) -> Path:
+    path.write_text(
+        "# Milestone 9: Bench\n\n"
+        + "".join(
+            f"## Task 9.{i}: Task {i}\n\n**Acceptance Criteria:**\n- out_{i}.txt exists\n\n"
+            for i in range(1, tasks + 1)
+        )
+    )
+    return path
+
+
+def real_claude(pairs: int) -> int:
+    from dataclasses import replace
+
+    from kinfra.orch.agents.base import AgentRequest
+    from kinfra.orch.agents.claude import ClaudeAgent
+    from kinfra.orch.context import resolve_context
+    from kinfra.orch.plan import read_plan
+    from kinfra.orch.prompt import task_prompt
+    from kinfra.testing import agents
+    from kinfra.testing.gitrepo import commit_all, make_repo
+    from kinfra.testing.model_server import ModelServer, WriteFile, done
+
+    if agents.missing("claude"):
+        print(f"claude not installed: {agents.INSTALL_HINT}", file=sys.stderr)
+        return 1
+    claude = agents.agent_binary("claude")
+    runs = 2 * (pairs + 1)  # warm-up pair included
+    with tempfile.TemporaryDirectory(prefix="kinfra-bench-") as tmp, ModelServer() as server:
+        root = Path(tmp)
+        os.environ["KINFRA_HOME"] = str(root / "home")
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        os.environ.update(agents.claude_env(server.url))
+        os.environ["PATH"] = f"{claude.parent}{os.pathsep}{os.environ['PATH']}"
+        repo = make_repo(root, "app", with_origin=False)
+        (repo / "kinfra.toml").write_text(
+            '[project]\nname = "app"\n\n[orchestrator]\nallowed_tools = ["Write", "Read"]\n'
+        )
+        commit_all(repo, "kinfra.toml")
+        plan_path = _plan(root / "M9_bench.md", REAL_TASKS)
+        plan = read_plan(plan_path)
+        for i in range(1, REAL_TASKS + 1):
+            answers = [WriteFile(f"out_{i}.txt", f"task {i}\n"), done(f"wrote out_{i}.txt")]
+            server.script(*(answers * runs), key=f"Task 9.{i} of milestone")
+
+        # B: what kinfra runs for each task, bare: the same argv, prompt, env, cwd.
+        ctx = resolve_context(repo)
+        settings = ctx.settings
+        config_dir = ctx.agent_dir("claude")
+        config_dir.mkdir(parents=True, exist_ok=True)
+        prompts = []
+        for task in plan.tasks:
+            prompt = root / f"prompt-{task.id}.txt"
+            prompt.write_text(task_prompt(plan, task, slot_env=ctx.slot_env, test_command=None))
+            prompts.append(prompt)
+
+        def bare_script() -> Path:
+            lines = [f"export CLAUDE_CONFIG_DIR={shlex.quote(str(config_dir))}"]
+            for number, prompt in enumerate(prompts, start=1):
+                request = AgentRequest(
+                    prompt="",
+                    workdir=repo,
+                    max_turns=settings.max_turns,
+                    timeout=settings.task_timeout,
+                    idle_timeout=settings.idle_timeout,
+                    new_session=str(uuid.uuid4()),
+                )
+                argv = ClaudeAgent(replace(settings, agent="claude"), str(claude)).argv(request)
+                lines.append(f"{shlex.join(argv)} < {prompt} > {root}/bare-{number}.jsonl")
+            script = root / "bare.sh"
+            script.write_text("set -e\n" + "\n".join(lines) + "\n")
+            return script
+
+        kinfra = [str(Path(sys.executable).parent / "kinfra"), "orch", "run", "--restart"]
+        ratios: list[float] = []
+        walls: list[tuple[float, float]] = []
+        for pair in range(pairs + 1):
+            a = _timed([*kinfra, str(plan_path)], repo)
+            b = _timed(["sh", str(bare_script())], repo)
+            done_lines = [
+                (root / f"bare-{n}.jsonl").read_text().count('"subtype":"success"')
+                for n in range(1, REAL_TASKS + 1)
+            ]
+            if done_lines != [1] * REAL_TASKS:
+                print(f"a bare run did not succeed: {done_lines}", file=sys.stderr)
+                return 1
+            if pair:  # the first pair warms the caches
+                ratios.append(a / b)
+                walls.append((a, b))
+        stray = server.stray()
+    median = statistics.median(ratios)
+    a_med = statistics.median(w[0] for w in walls)
+    b_med = statistics.median(w[1] for w in walls)
+    print(
+        f"real claude {claude.parent.parent.parent.name}, {REAL_TASKS} tasks per run "
+        f"(Write + final message each), {pairs} pairs after a warm-up pair"
+    )
+    print(f"kinfra orch run: median {a_med:.2f} s; bare claude -p loop: median {b_med:.2f} s")
+    print(f"ratios: {', '.join(f'{r:.3f}' for r in ratios)}")
+    print(
+        f"per task: kinfra {a_med / REAL_TASKS * 1000:.0f} ms, bare {b_med / REAL_TASKS * 1000:.0f} ms "
+        f"(+{(a_med - b_med) / REAL_TASKS * 1000:.0f} ms)"
+    )
+    print(f"stray requests at the mock: {len(stray)}")
+    verdict = "OK" if median <= TARGET_RATIO else "OVER TARGET"
+    print(f"target: median ratio <= {TARGET_RATIO} -> {median:.3f} {verdict}")
+    return 0 if median <= TARGET_RATIO and not stray else 1
+
+
+def _timed(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {shlex.join(argv)}\n{result.stdout}\n{result.stderr}")
+    return elapsed
 
 
 if __name__ == "__main__":

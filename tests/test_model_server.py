@@ -60,7 +60,9 @@ def test_scripts_answer_by_key_in_order_and_default_takes_the_rest() -> None:
         server.script(Forever(RunCommand("true")))
         _, _, first = _post(server, "/v1/messages", _anthropic("Do Task 1.1"))
         _, _, second = _post(server, "/v1/messages", _anthropic("Do Task 1.1"))
-        _, _, other = _post(server, "/v1/messages", _anthropic("Do Task 1.2"))
+        # context the CLI injects is not matched: here a commit naming Task 1.1
+        reminder = "<system-reminder>\nRecent commits: M1 Task 1.1: done\n</system-reminder>\n"
+        _, _, other = _post(server, "/v1/messages", _anthropic(reminder + "Do Task 1.2"))
         for _ in range(3):
             _, _, endless = _post(server, "/v1/messages", _anthropic("anything else"))
         _, _, used_up = _post(server, "/v1/messages", _anthropic("Do Task 1.1", stream=False))

@@ -14,37 +14,29 @@ from typing import TYPE_CHECKING
 
 from kinfra.adapters.lock import process_alive
 from kinfra.adapters.process import group_alive
-from kinfra.domain.config import OrchestratorSettings
 from kinfra.orch.agents.base import AgentOutcome, AgentRequest
 from kinfra.orch.agents.claude import ClaudeAgent, ClaudeStream
 from kinfra.orch.agents.codex import CodexAgent
 from kinfra.orch.agents.command import CommandAgent
-from kinfra.orch.context import default_settings
 from kinfra.orch.status_block import AgentStatus
+from kinfra.testing.agents import agent_request, orchestrator_settings
 
 if TYPE_CHECKING:
     from conftest import Agentry
 
 
 def _request(workdir: Path, **kw: object) -> AgentRequest:
+    # the fake agent finds its scenario by KINFRA_TASK_ID
     values: dict[str, object] = {
-        "prompt": "Implement Task 1.1.\n",
-        "workdir": workdir,
-        "max_turns": 7,
-        "timeout": 30.0,
-        "idle_timeout": 10.0,
         "new_session": "11111111-2222-3333-4444-555555555555",
         "env": {"KINFRA_TASK_ID": "1.1"},
         "kill_grace": 0.3,
+        **kw,
     }
-    values.update(kw)
-    return AgentRequest(**values)  # type: ignore[arg-type]
+    return agent_request(workdir, **values)
 
 
-def _settings(**kw: object) -> OrchestratorSettings:
-    from dataclasses import replace
-
-    return replace(default_settings(), **kw)  # type: ignore[arg-type]
+_settings = orchestrator_settings
 
 
 def test_resume_model_and_permission_flags(agentry: Agentry, repo: Path) -> None:
@@ -234,7 +226,10 @@ def test_command_agent_prompt_on_stdin_and_exit_code(tmp_path: Path, repo: Path)
     agent = CommandAgent(_settings(agent="command", command=(str(program),)))
     result = agent.run(_request(repo))
     assert result.outcome is AgentOutcome.SUCCESS
-    assert result.final_text is not None and "got: Implement Task 1.1." in result.final_text
+    assert (
+        result.final_text is not None
+        and "got: Implement Task 1.1 of milestone M1." in result.final_text
+    )
     assert result.question == "which db?"
     failing = _script(tmp_path / "failing", "echo oops >&2\nexit 5\n")
     bad = CommandAgent(_settings(agent="command", command=(str(failing),), prompt_via="arg"))

@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from kinfra.adapters.process import group_alive
-from kinfra.domain.config import OrchestratorSettings
 from kinfra.orch.agents.base import AgentOutcome, AgentProgress, AgentRequest
 from kinfra.orch.agents.claude import ClaudeAgent
-from kinfra.orch.context import default_settings
 from kinfra.orch.status_block import AgentStatus
+from kinfra.testing.agents import agent_request, orchestrator_settings
 from kinfra.testing.model_server import (
     Forever,
     Hang,
@@ -31,22 +29,11 @@ TOOLS = ("Bash", "Edit", "Read", "Write")
 
 
 def _request(workdir: Path, tmp_path: Path, **kw: object) -> AgentRequest:
-    values: dict[str, object] = {
-        "prompt": "Implement Task 1.1 of milestone M1.\n",
-        "workdir": workdir,
-        "max_turns": 7,
-        "timeout": 60.0,
-        "idle_timeout": 30.0,
-        "new_session": SESSION,
-        "config_dir": tmp_path / "claude-config",
-        "kill_grace": 0.5,
-    }
-    values.update(kw)
-    return AgentRequest(**values)  # type: ignore[arg-type]
+    values = {"new_session": SESSION, "config_dir": tmp_path / "claude-config", **kw}
+    return agent_request(workdir, **values)
 
 
-def _settings(**kw: object) -> OrchestratorSettings:
-    return replace(default_settings(), **kw)  # type: ignore[arg-type]
+_settings = orchestrator_settings
 
 
 def test_success_edits_a_file_and_reports_session_turns_tokens_cost(
@@ -188,10 +175,11 @@ def test_a_model_that_never_answers_is_stopped_by_the_idle_watchdog(
     real_claude.script(RunCommand("echo started"), Hang(120), key="Task 1.1")
     started = time.monotonic()
     result = ClaudeAgent(_settings(allowed_tools=TOOLS)).run(
-        _request(repo, tmp_path, idle_timeout=2.0)
+        _request(repo, tmp_path, idle_timeout=4.0)
     )
     assert result.outcome is AgentOutcome.IDLE_TIMEOUT
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 30
+    assert [r.answer for r in real_claude.requests()] == ["RunCommand", "Hang"]
     assert result.pid is not None and not group_alive(result.pid)
     assert result.turns == 1 and result.tokens["input"] == 100  # what the stream showed
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from kinfra.orch.agents.base import AgentOutcome, AgentProgress, AgentRequest
+from kinfra.orch.agents.base import AgentOutcome, AgentProgress
 from kinfra.orch.agents.codex import CodexAgent
-from kinfra.orch.context import default_settings
 from kinfra.orch.runloop import NO_STATUS, RunOptions, run_plan
 from kinfra.orch.status_block import AgentStatus
+from kinfra.testing.agents import agent_request, orchestrator_settings
 from kinfra.testing.model_server import (
     Fail,
     Forever,
@@ -22,22 +22,11 @@ from kinfra.testing.model_server import (
     failures,
 )
 
-
-def _request(workdir: Path, **kw: object) -> AgentRequest:
-    values: dict[str, object] = {
-        "prompt": "Implement Task 1.1 of milestone M1.\n",
-        "workdir": workdir,
-        "max_turns": 7,
-        "timeout": 60.0,
-        "idle_timeout": 30.0,
-        "kill_grace": 0.5,
-    }
-    values.update(kw)
-    return AgentRequest(**values)  # type: ignore[arg-type]
+_request = agent_request
 
 
 def _agent() -> CodexAgent:
-    return CodexAgent(replace(default_settings(), agent="codex"))
+    return CodexAgent(orchestrator_settings(agent="codex"))
 
 
 def test_success_edits_a_file_in_the_workspace_write_sandbox(

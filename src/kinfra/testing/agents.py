@@ -13,12 +13,30 @@ to nothing else:
 - Codex: a ``CODEX_HOME`` whose ``config.toml`` selects a custom provider
   (``wire_api = "responses"``) at the mock, with the update check, analytics,
   plugins and apps off, and the same proxy setting.
+
+What they reach otherwise (seen through the proxy setting): Claude Code 2.1.332
+sends ``HEAD /api/hello`` to its base URL and opens three tunnels to
+api.anthropic.com:443 (telemetry, feature flags); Codex 0.171.0 opens tunnels
+to github.com and api.github.com (plugins, update check), chatgpt.com and
+ab.chatgpt.com (apps, analytics). With the settings below: nothing but the
+model requests (``POST /v1/messages``, ``POST /v1/responses``), which every
+real-agent test checks.
+
+For shell scripts (the demo)::
+
+    eval "$(python -m kinfra.testing.agents claude-env http://127.0.0.1:PORT)"
+
+exports that environment, with the pinned ``claude`` first on PATH.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from kinfra.adapters.runner import installed
 from kinfra.domain.agent_pins import (
@@ -27,6 +45,9 @@ from kinfra.domain.agent_pins import (
     CODEX_PACKAGE,
     CODEX_VERSION,
 )
+from kinfra.domain.config import OrchestratorSettings
+from kinfra.orch.agents.base import AgentRequest
+from kinfra.orch.context import default_settings
 
 DEFAULT_AGENTS_DIR = Path("/opt/kinfra-agents")
 CODEX_MODEL = "gpt-5.5"  # a model codex knows: no fallback-metadata warning, apply_patch offered
@@ -131,3 +152,40 @@ def codex_home(folder: Path, url: str, *, model: str = CODEX_MODEL) -> Path:
 
 def codex_env(url: str, home: Path) -> dict[str, str]:
     return {"CODEX_HOME": str(home), MOCK_KEY_ENV: "sk-kinfra-mock", **_proxy_env(url)}
+
+
+def agent_request(workdir: Path, **overrides: Any) -> AgentRequest:
+    """One attempt's request, for adapter tests: Task 1.1's prompt, roomy limits."""
+    values: dict[str, Any] = {
+        "prompt": "Implement Task 1.1 of milestone M1.\n",
+        "workdir": workdir,
+        "max_turns": 7,
+        "timeout": 60.0,
+        "idle_timeout": 30.0,
+        "kill_grace": 0.5,
+    }
+    values.update(overrides)
+    return AgentRequest(**values)
+
+
+def orchestrator_settings(**overrides: Any) -> OrchestratorSettings:
+    """The ``[orchestrator]`` defaults with ``overrides``."""
+    return replace(default_settings(), **overrides)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "claude-env":
+        print("usage: python -m kinfra.testing.agents claude-env URL", file=sys.stderr)
+        return 2
+    if missing("claude"):
+        print(f"claude {CLAUDE_CODE_VERSION} not installed: {INSTALL_HINT}", file=sys.stderr)
+        return 1
+    env = claude_env(argv[1])
+    env["PATH"] = f"{agent_binary('claude').parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
