@@ -92,7 +92,7 @@ SYSTEM_PLUGIN_DIRS = (
 _PLUGIN = "docker-compose"
 
 
-def _not_installed() -> DockerUnavailableError:
+def not_installed() -> DockerUnavailableError:
     return DockerUnavailableError(
         "Docker is not installed (no `docker` on PATH)",
         hint="install Docker Engine or Docker Desktop with Compose v2",
@@ -109,7 +109,7 @@ def compose_program() -> list[str]:
     installed: kinfra never uses a Compose that ``docker compose`` would not.
     """
     if not installed("docker"):
-        raise _not_installed()
+        raise not_installed()
     plugin = find_compose_plugin()
     return [str(plugin)] if plugin is not None else ["docker", "compose"]
 
@@ -155,7 +155,7 @@ def docker(args: Sequence[str], check: bool = True, **kwargs: Any) -> Result:
     try:
         result = run(args, check=False, **kwargs)
     except CommandNotFoundError as exc:
-        raise _not_installed() from exc
+        raise not_installed() from exc
     if not result.ok:
         raise_if_unavailable(result)
         if check:
@@ -236,7 +236,7 @@ def _stream(argv: list[str], on_line: Callable[[str], None], env: dict[str, str]
     try:
         result = stream(argv, on_line=on_line, check=False, env=env)
     except CommandNotFoundError as exc:
-        raise _not_installed() from exc
+        raise not_installed() from exc
     if not result.ok:
         raise_if_unavailable(result)
     return result

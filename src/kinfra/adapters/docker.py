@@ -1,10 +1,11 @@
 """The docker CLI for single containers, images, volumes and networks (the
 agent container), through the one subprocess runner.
 
-Compose stacks go through ``adapters.compose``; both turn "Docker is missing,
-down, or not ours to use" into the same ``DockerUnavailableError``. Other
-failures raise the runner's ``CommandError`` (command, exit code, output
-tail) for the workflow to put in context.
+Compose stacks go through ``adapters.compose``, whose ``docker`` these calls
+share: Docker missing, down, or not ours to use is one
+``DockerUnavailableError``. Other failures raise the runner's
+``CommandError`` (command, exit code, output tail) for the workflow to put
+in context.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinfra.adapters.compose import raise_if_unavailable
-from kinfra.adapters.runner import CommandError, CommandNotFoundError, Result, run, stream
-from kinfra.errors import DockerUnavailableError
+from kinfra.adapters import compose
+from kinfra.adapters.runner import CommandError, CommandNotFoundError, Result, stream
 
 
 def docker(
@@ -30,14 +30,10 @@ def docker(
 ) -> Result:
     """``docker ARGS``; ``env`` is added to kinfra's environment (for ``-e NAME``
     without a value, which keeps secrets out of the command line)."""
-    try:
-        result = run(["docker", *args], check=False, capture=capture, env=env, timeout=timeout)
-    except CommandNotFoundError as exc:
-        raise _not_installed() from exc
-    if not result.ok:
-        raise_if_unavailable(result)
-        if check:
-            raise CommandError(result)
+    argv = ["docker", *map(str, args)]
+    result = compose.docker(argv, check=False, capture=capture, env=env, timeout=timeout)
+    if check and not result.ok:
+        raise CommandError(result)
     return result
 
 
@@ -50,17 +46,16 @@ def docker_stream(
     try:
         result = stream(["docker", *args], on_line=on_line, check=False, env=env)
     except CommandNotFoundError as exc:
-        raise _not_installed() from exc
+        raise compose.not_installed() from exc
     if not result.ok:
-        raise_if_unavailable(result)
+        compose.raise_if_unavailable(result)
     return result
 
 
-def _not_installed() -> DockerUnavailableError:
-    return DockerUnavailableError(
-        "Docker is not installed (no `docker` on PATH)",
-        hint="install Docker Engine or Docker Desktop",
-    )
+def last_line(text: str) -> str:
+    """The last non-blank line of a command's output (its error, usually)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 # --- images --------------------------------------------------------------------------
@@ -74,11 +69,6 @@ def image_id(ref: str) -> str | None:
 
 def tag(source: str, target: str) -> None:
     docker(["tag", source, target])
-
-
-def untag(ref: str) -> None:
-    """Remove one tag; the image itself stays while other tags name it."""
-    docker(["image", "rm", "--no-prune", ref], check=False)
 
 
 # --- containers ----------------------------------------------------------------------
@@ -132,12 +122,6 @@ def containers(labels: Mapping[str, str]) -> list[ContainerInfo]:
     return [_container(item) for item in json.loads(result.stdout)]
 
 
-def container_ids(labels: Mapping[str, str]) -> list[str]:
-    """Ids of the containers carrying all of ``labels`` (one quick call)."""
-    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
-    return docker(["ps", "--all", "--quiet", *filters]).stdout.split()
-
-
 def remove_container(name: str) -> bool:
     """Stop and remove; False when there was no such container."""
     result = docker(["rm", "--force", name], check=False)
@@ -151,9 +135,12 @@ def remove_container(name: str) -> bool:
 # --- volumes and networks -----------------------------------------------------------
 
 
-def volumes(labels: Mapping[str, str]) -> list[str]:
-    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
-    return docker(["volume", "ls", "--quiet", *filters]).stdout.split()
+def volumes(labels: Mapping[str, str], key: str) -> dict[str, str]:
+    """Every volume carrying all of ``labels``: name -> its label ``key``'s value."""
+    filters = [arg for k, value in labels.items() for arg in ("--filter", f"label={k}={value}")]
+    fmt = f'{{{{.Name}}}}\t{{{{.Label "{key}"}}}}'
+    listed = docker(["volume", "ls", *filters, "--format", fmt]).stdout.splitlines()
+    return dict(line.partition("\t")[::2] for line in listed if line.strip())
 
 
 def remove_volumes(names: Sequence[str]) -> None:

@@ -25,6 +25,7 @@ LABEL_PROJECT = "kinfra.agent.project"
 LABEL_BOX = "kinfra.agent.box"  # the container's name, on it and on its volumes
 LABEL_WORKTREE = "kinfra.agent.worktree"  # the worktree's path on the host
 LABEL_VOLUME = "kinfra.agent.volume"  # a volume's role
+LABEL_USER = "kinfra.agent.user"  # "uid:gid" commands run as in the container
 LABEL_INPUTS = "kinfra.agent.inputs"  # on images: the digest of their inputs
 
 
@@ -44,9 +45,14 @@ def project_image(project: str) -> str:
     return f"{IMAGE_REPOSITORY}/{project}:current"
 
 
+class MountKind(str, Enum):
+    BIND = "bind"  # a host path
+    VOLUME = "volume"  # a named volume
+
+
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "bind" or "volume"
+    kind: MountKind
     source: str  # host path, or volume name
     target: str
     read_only: bool = False
@@ -55,7 +61,7 @@ class Mount:
 
     def arg(self) -> str:
         """The ``--mount`` value: CSV fields, quoted where a path has a comma."""
-        fields = [f"type={self.kind}", f"source={self.source}", f"target={self.target}"]
+        fields = [f"type={self.kind.value}", f"source={self.source}", f"target={self.target}"]
         fields += [f"volume-label={key}={value}" for key, value in self.labels.items()]
         if self.read_only:
             fields.append("readonly")
@@ -101,7 +107,7 @@ class AgentBox:
             LABEL_VOLUME: role.value,
         }
         name = self.volume(role, target)
-        return Mount("volume", name, target, role=role, labels=labels)
+        return Mount(MountKind.VOLUME, name, target, role=role, labels=labels)
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,16 @@ class ContainerSpec:
     mounts: tuple[Mount, ...]
     forward: tuple[str, ...] = field(default=())  # "HOSTPORT=service:port"
 
+    @property
+    def user(self) -> str:
+        return f"{self.uid}:{self.gid}"
+
     def run_args(self) -> list[str]:
         """``docker run`` arguments (after ``docker``) that start it detached."""
         args = ["run", "--detach", "--init", "--name", self.box.container]
         # The entrypoint sets up the owner's user as root, then drops to it.
         args += ["--user", "0:0", "--hostname", self.box.container]
-        for key, value in self.box.labels().items():
+        for key, value in {**self.box.labels(), LABEL_USER: self.user}.items():
             args += ["--label", f"{key}={value}"]
         if self.network is not None:
             args += ["--network", self.network]
@@ -171,8 +181,8 @@ def container_mounts(
     (the worktree's ``.git`` file points there, so git works inside); the
     home, logs and keep volumes; the shared data dirs read-only."""
     mounts = [
-        Mount("bind", str(box.worktree), WORKSPACE),
-        Mount("bind", str(git_common_dir), str(git_common_dir)),
+        Mount(MountKind.BIND, str(box.worktree), WORKSPACE),
+        Mount(MountKind.BIND, str(git_common_dir), str(git_common_dir)),
         box.volume_mount(VolumeRole.HOME, HOME),
         box.volume_mount(VolumeRole.LOGS, LOGS),
     ]
@@ -180,7 +190,9 @@ def container_mounts(
     if shared_root is not None:
         for shared in config.shared:
             mounts.append(
-                Mount("bind", str(shared_root / shared.name), f"{SHARED}/{shared.name}", True)
+                Mount(
+                    MountKind.BIND, str(shared_root / shared.name), f"{SHARED}/{shared.name}", True
+                )
             )
     return tuple(mounts)
 

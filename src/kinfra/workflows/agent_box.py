@@ -26,6 +26,7 @@ from kinfra.adapters.runner import CommandError
 from kinfra.domain.agent_box import (
     LABEL_BOX,
     LABEL_PROJECT,
+    LABEL_USER,
     LABEL_VOLUME,
     LABEL_WORKTREE,
     AgentBox,
@@ -48,7 +49,6 @@ from kinfra.errors import (
 from kinfra.project import Project
 from kinfra.workflows.worktrees import Candidate, candidates, resolve
 
-LABEL_USER = "kinfra.agent.user"  # "uid:gid" the container runs commands as
 EXEC = "kinfra-agent-exec"  # the image's wrapper every command starts through
 
 
@@ -108,8 +108,12 @@ def ensure_running(target: AgentTarget) -> docker.ContainerInfo:
     info = _ours(target)
     if info is None:
         return create(target)
-    if not info.running:
-        docker.docker(["start", info.name])
+    if not info.running and not docker.docker(["start", info.name], check=False).ok:
+        # Its slot's network went while it was stopped (the stack went down):
+        # the container holds nothing of its own (the volumes stay), so it is
+        # made again.
+        docker.remove_container(info.name)
+        return create(target)
     return info
 
 
@@ -151,21 +155,20 @@ def owner_of(path: Path) -> tuple[int, int]:
     return stat.st_uid, stat.st_gid
 
 
-def create(target: AgentTarget) -> docker.ContainerInfo:
-    """Make and start the container; nothing is left behind when that fails."""
-    spec = container_spec(target)
-    args = spec.run_args()
-    user = f"{spec.uid}:{spec.gid}"
-    args[1:1] = ["--label", f"{LABEL_USER}={user}"]
+def create(target: AgentTarget, spec: ContainerSpec | None = None) -> docker.ContainerInfo:
+    """Make and start the container (from ``spec``, computed now when not
+    given); a container that fails to start is not left behind."""
+    spec = spec or container_spec(target)
     try:
-        docker.docker(args)
+        docker.docker(spec.run_args())
     except CommandError as exc:
         with contextlib.suppress(CommandError):
             docker.remove_container(target.box.container)
         raise AgentError(
             f"the agent container {target.box.container} could not start: "
-            f"{_last_line(exc.result.output)}",
-            hint=f"see `docker logs {target.box.container}`; nothing was kept",
+            f"{docker.last_line(exc.result.output)}",
+            hint="Docker's own message is above; the container was removed again "
+            "(its volumes are kept)",
         ) from None
     info = docker.container(target.box.container)
     if info is None:
@@ -278,9 +281,8 @@ def remove_box(project: Project, box: AgentBox, roles: tuple[VolumeRole, ...]) -
     labels = {LABEL_PROJECT: project.name, LABEL_BOX: box.container}
     doomed: list[str] = []
     kept: list[str] = []
-    for role in VolumeRole:
-        names = docker.volumes({**labels, LABEL_VOLUME: role.value})
-        (doomed if role in roles else kept).extend(names)
+    for name, role in sorted(docker.volumes(labels, LABEL_VOLUME).items()):
+        (doomed if role in {r.value for r in roles} else kept).append(name)
     docker.remove_volumes(doomed)
     return Removal(removed, tuple(doomed), tuple(kept))
 
@@ -293,7 +295,8 @@ def has_agent(project: Project, path: Path) -> bool:
     since every container has its home and logs volumes."""
     box = AgentBox(project.name, path)
     try:
-        return bool(docker.volumes({LABEL_PROJECT: project.name, LABEL_BOX: box.container}))
+        labels = {LABEL_PROJECT: project.name, LABEL_BOX: box.container}
+        return bool(docker.volumes(labels, LABEL_VOLUME))
     except DockerUnavailableError:
         return False  # nothing to remove that kinfra could remove now
 
@@ -308,8 +311,3 @@ def _labelled_for(info: docker.ContainerInfo, project: Project, path: Path) -> b
         info.labels.get(LABEL_WORKTREE) == str(path)
         and info.labels.get(LABEL_PROJECT) == project.name
     )
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

@@ -29,8 +29,8 @@ from kinfra.project import Project
 from kinfra.workflows.agent_box import (
     NOT_KEPT,
     Removal,
+    container_spec,
     create,
-    current_image,
     ensure_running,
     exec_argv,
     passed_env,
@@ -68,7 +68,7 @@ def shell_in_agent(project: Project, wanted: str | None, tty: bool) -> int:
 class ResetResult:
     container: str
     branch: str
-    kept: tuple[str, ...]  # keep volumes left as they were
+    kept: tuple[str, ...]  # volumes left as they were: the home and [agent] keep
     seconds: float
 
 
@@ -86,9 +86,10 @@ def reset_agent(
     branch = target.worktree.name.branch
     if not force:
         _refuse_unsaved(target.path, branch)
-    current_image(project)  # before anything is removed: the new container needs it
+    # Everything the new container needs is checked before anything is removed.
+    spec = container_spec(target)
     removal = remove_box(project, target.box, (VolumeRole.LOGS,))
-    info = create(target)
+    info = create(target, spec)
     # Run in the container as the owner, so restored files are the owner's.
     restore = (
         'git checkout --quiet --force "$1" && git reset --quiet --hard && git clean --quiet -fd'
@@ -115,7 +116,8 @@ def _refuse_unsaved(path: Path, branch: str) -> None:
     if on != branch:
         raise WorktreeDirtyError(
             f"Worktree is on {on or 'a detached HEAD'}, not its branch {branch}; reset would "
-            "leave what is there. Use --force to go back to the branch anyway.",
+            f"check out {branch} again and leave commits made elsewhere off any branch. "
+            "Use --force to go back anyway.",
             hint=f"see `git -C {path} log --oneline -3`",
         )
 

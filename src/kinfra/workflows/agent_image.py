@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -71,7 +70,14 @@ def build_agent_image(
     image = f"{IMAGE_REPOSITORY}:{digest}"
     built: list[str] = []
     if docker.image_id(image) is None:
-        with _context({**files, "ca-bundle.crt": bundle, "setup.sh": setup.encode()}) as ctx:
+        with tempfile.TemporaryDirectory(prefix="kinfra-agent-build-") as tmp:
+            ctx = Path(tmp)
+            for name, data in {
+                **files,
+                "ca-bundle.crt": bundle,
+                "setup.sh": setup.encode(),
+            }.items():
+                (ctx / name).write_bytes(data)
             _build(image, digest, ctx, ctx / "Dockerfile", args, on_line)
         built.append(image)
     if project_file is not None:
@@ -157,28 +163,11 @@ def _pull(ref: str, on_line: Callable[[str], None]) -> str:
     found = docker.image_id(ref) if result.ok else None
     if found is None:
         raise AgentError(
-            f"base image {ref} is not here and cannot be pulled: {_last_line(result.output)}",
+            f"base image {ref} is not here and cannot be pulled: {docker.last_line(result.output)}",
             hint="set [agent] base_image to an image this machine has or can pull "
             "(a Debian-based one: the Dockerfile uses apt)",
         )
     return found
-
-
-class _context:
-    """A temporary build context holding ``files``, removed afterwards."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.path = Path()
-
-    def __enter__(self) -> Path:
-        self.path = Path(tempfile.mkdtemp(prefix="kinfra-agent-build-"))
-        for name, data in self.files.items():
-            (self.path / name).write_bytes(data)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _build(
@@ -210,8 +199,3 @@ def _build(
     raise AgentError(
         f"docker build of the agent image failed (exit {result.returncode}):\n{tail}", hint
     )
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
