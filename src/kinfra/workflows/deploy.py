@@ -287,12 +287,14 @@ def _switch(
     target, engine = rollout.target, rollout.engine
     before, _ = running(engine, target.project)
     point = rollback_point(engine, target.project)
-    stale = keep_rollback_point(engine, target.project, before.images) if before.images else []
+    stale = (
+        keep_rollback_point(engine, target.project, before.images, point) if before.images else []
+    )
     started = start(rollout, tree, release, pins, found)
     if started.ok:
         drop_tags(engine, stale)
-        after, _ = running(engine, target.project)
-        _append(rollout, action, release, Outcome.DEPLOYED, after.images, before)
+        images = {c.service: c.image for c in started.containers}
+        _append(rollout, action, release, Outcome.DEPLOYED, images, before)
         return DeployReport(
             action, target, engine, release, started.checks, started.urls, before.release, shipped
         )
@@ -300,7 +302,7 @@ def _switch(
     outcome = Outcome.RESTORED if restored else Outcome.FAILED
     if restored and point:
         # What runs is what ran: the rollback point is again the one before it.
-        drop_tags(engine, keep_rollback_point(engine, target.project, point))
+        drop_tags(engine, keep_rollback_point(engine, target.project, point, before.images))
     _append(rollout, action, release, outcome, dict(pins), before, started.failed, error=what)
     raise GateFailedError(
         f"{action.value} of {release.short} to {target.name} failed its gate: "

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from kinfra.adapters import docker_engine
 from kinfra.adapters.docker_engine import Container
+from kinfra.background import Background
 from kinfra.domain.config import Config
 from kinfra.domain.config_deploy import DeployTarget
 from kinfra.domain.deploy import PREV_REPOSITORY, Release, Running, prev_service, prev_tag
@@ -90,14 +91,20 @@ def rollback_point(engine: Engine, project: str) -> dict[str, str]:
     return found
 
 
-def keep_rollback_point(engine: Engine, project: str, images: Mapping[str, str]) -> list[str]:
-    """Tag ``images`` (service -> ID) as the rollback point; returns the tags of
-    services the new point lacks, for ``drop_tags`` once the switch is done
-    (the images behind them may be the very ones being started)."""
-    for service, image in images.items():
-        docker_engine.tag(engine.context, image, prev_tag(project, service))
-    stale = set(rollback_point(engine, project)) - set(images)
-    return [prev_tag(project, service) for service in sorted(stale)]
+def keep_rollback_point(
+    engine: Engine, project: str, images: Mapping[str, str], point: Mapping[str, str]
+) -> list[str]:
+    """Tag ``images`` (service -> ID) as the rollback point in place of
+    ``point``; returns the tags of services the new point lacks, for
+    ``drop_tags`` once the switch is done (the images behind them may be the
+    very ones being started)."""
+    tagging = [
+        Background(docker_engine.tag, engine.context, image, prev_tag(project, service))
+        for service, image in images.items()
+    ]  # one engine round trip each: run side by side
+    for call in tagging:
+        call.result()
+    return [prev_tag(project, service) for service in sorted(set(point) - set(images))]
 
 
 def drop_tags(engine: Engine, tags: list[str]) -> None:

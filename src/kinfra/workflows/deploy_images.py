@@ -136,11 +136,4 @@ def ship(
     else:
         on_step(f"loading {len(missing)} image(s) into {context}: {' '.join(missing)}")
         docker_engine.transfer(missing, source, context)
-    arrived = docker_engine.image_ids(context, set(images.values()))
-    lacking = [name for name, image in images.items() if image not in arrived.values()]
-    if lacking:
-        raise DeployError(
-            f"images did not arrive on {context}: {', '.join(lacking)}",
-            hint=f"compare `docker --context {context} image ls` with the local images",
-        )
     return missing
