@@ -93,6 +93,11 @@ def image_ids(context: str | None, refs: Iterable[str]) -> dict[str, str]:
     return dict(zip(wanted, result.stdout.split(), strict=True))
 
 
+def all_image_ids(context: str | None) -> set[str]:
+    out = docker(context, "image", "ls", "--all", "--quiet", "--no-trunc").stdout
+    return set(out.split())
+
+
 def tag(context: str | None, source: str, target: str) -> None:
     docker(context, "tag", source, target)
 

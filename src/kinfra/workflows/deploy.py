@@ -17,9 +17,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kinfra.adapters import docker_engine
+from kinfra.adapters import docker_engine, git
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.lock import RunLock
+from kinfra.background import Background
 from kinfra.domain.config_deploy import DeployTarget
 from kinfra.domain.deploy import Action, HistoryRecord, Outcome, Release, Running
 from kinfra.errors import DeployError, GateFailedError, KinfraError
@@ -28,12 +29,14 @@ from kinfra.project import Project
 from kinfra.workflows import deploy_history
 from kinfra.workflows.deploy_engine import (
     Engine,
+    Survey,
     connect,
     drop_tags,
     keep_rollback_point,
     require_target,
     rollback_point,
     running,
+    survey,
 )
 from kinfra.workflows.deploy_images import Service, build, discard, services, ship
 from kinfra.workflows.deploy_rollout import Rollout, release_tree, restore, start
@@ -80,19 +83,23 @@ def deploy(
         _recorded(rollout, Action.DEPLOY, release),
         release_tree(rollout, release, "tree") as tree,
     ):
+        # The target is read while the images build here.
+        before = Background(survey, rollout.engine, target.project)
         found = services(tree, target, rollout.env_files)
         rollout.say(f"building the images of {release.short} ({release.ref}) from a clean checkout")
         built = build(
             tree, target, rollout.env_files, found, release.sha, rollout.workdir, rollout.detail
         )
+        seen = before.result()
         shipped = ship(
             {ref: image for ref, image in built.values()},
             rollout.engine.context,
             registry=target.registry,
             on_step=rollout.say,
+            present=seen.images,
         )
         pins = {service: image for service, (_, image) in built.items()}
-        return _switch(rollout, Action.DEPLOY, release, tree, pins, found, shipped)
+        return _switch(rollout, Action.DEPLOY, release, tree, pins, found, shipped, seen)
 
 
 def promote(project: Project, name: str, progress: Progress | None = None) -> DeployReport:
@@ -135,7 +142,8 @@ def promote(project: Project, name: str, progress: Progress | None = None) -> De
         )
         with release_tree(rollout, release, "tree") as tree:
             found = services(tree, target, rollout.env_files)
-            report = _switch(rollout, Action.PROMOTE, release, tree, images, found, shipped)
+            seen = survey(rollout.engine, target.project)
+            report = _switch(rollout, Action.PROMOTE, release, tree, images, found, shipped, seen)
         now_running, _ = running(rollout.engine, target.project)
         if dict(now_running.images) != images:
             raise DeployError(
@@ -177,7 +185,8 @@ def rollback(project: Project, name: str, progress: Progress | None = None) -> D
         release_tree(rollout, release, "tree") as tree,
     ):
         found = services(tree, target, rollout.env_files)
-        return _switch(rollout, Action.ROLLBACK, release, tree, point, found, [])
+        seen = survey(rollout.engine, target.project)
+        return _switch(rollout, Action.ROLLBACK, release, tree, point, found, [], seen)
 
 
 # --- the parts every command shares -------------------------------------------------
@@ -205,7 +214,9 @@ def _rollout(
     )
     with lock:
         workdir = home / target.name
-        _clear(config.root, workdir)  # what a killed deploy left
+        if workdir.exists():  # what a killed deploy left
+            _clear(config.root, workdir)
+            git.prune_worktrees(config.root)
         workdir.mkdir(mode=0o700, parents=True)
         try:
             if values:
@@ -223,6 +234,8 @@ def _rollout(
 
 
 def _clear(repo: Path, workdir: Path) -> None:
+    if not workdir.exists():
+        return
     for name in ("tree", "restore"):
         discard(repo, workdir / name)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -281,12 +294,13 @@ def _switch(
     pins: Mapping[str, str],
     found: list[Service],
     shipped: list[str],
+    seen: Survey,
 ) -> DeployReport:
-    """Keep what runs as the rollback point, start ``release``, gate it; on a
-    failed gate restore what ran and raise (exit 2) naming the failed checks."""
+    """Keep what runs (``seen``) as the rollback point, start ``release``, gate
+    it; on a failed gate restore what ran and raise (exit 2) naming the
+    failed checks."""
     target, engine = rollout.target, rollout.engine
-    before, _ = running(engine, target.project)
-    point = rollback_point(engine, target.project)
+    before, point = seen.running, seen.point
     stale = (
         keep_rollback_point(engine, target.project, before.images, point) if before.images else []
     )

@@ -81,6 +81,23 @@ def running(engine: Engine, project: str) -> tuple[Running, list[Container]]:
     return Running(release, {c.service: c.image for c in found}), found
 
 
+@dataclass(frozen=True)
+class Survey:
+    """What a switch needs to know of the target beforehand."""
+
+    running: Running
+    point: dict[str, str]  # the rollback point: service -> image ID
+    images: frozenset[str]  # every image ID the engine has
+
+
+def survey(engine: Engine, project: str) -> Survey:
+    """Three reads of the engine, side by side (each a round trip to it)."""
+    point = Background(rollback_point, engine, project)
+    images = Background(docker_engine.all_image_ids, engine.context)
+    now, _ = running(engine, project)
+    return Survey(now, point.result(), frozenset(images.result()))
+
+
 def rollback_point(engine: Engine, project: str) -> dict[str, str]:
     """service -> image ID of the ``kinfra-prev`` tags of ``project``."""
     found = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +34,10 @@ def checkout(repo: Path, sha: str, path: Path) -> Iterator[Path]:
 
 
 def discard(repo: Path, path: Path) -> None:
+    """Remove a checkout of ours (git forgets it too)."""
     if path.exists():
         git.git("worktree", "remove", "--force", str(path), cwd=repo, check=False)
         shutil.rmtree(path, ignore_errors=True)
-    git.prune_worktrees(repo)
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ def ship(
     registry: str | None = None,
     source: str | None = None,
     on_step: Callable[[str], None] = lambda _: None,
+    present: Collection[str] | None = None,
 ) -> list[str]:
     """Make ``images`` (name or ID -> image ID) present on the engine of
     ``context``; returns the names that had to travel.
@@ -123,8 +124,10 @@ def ship(
     Only images whose ID the target lacks travel. With a registry the names
     are pushed from the local engine and pulled by the target; otherwise
     ``docker save | docker --context X load`` from ``source`` (None: local).
+    ``present``: the IDs the target has, when already known.
     """
-    present = set(docker_engine.image_ids(context, set(images.values())).values())
+    if present is None:
+        present = set(docker_engine.image_ids(context, set(images.values())).values())
     missing = [name for name, image in images.items() if image not in present]
     if not missing:
         return []

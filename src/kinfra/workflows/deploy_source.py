@@ -20,16 +20,30 @@ from kinfra.errors import DeployError
 def resolve_release(checkout: Path, ref: str | None, force: bool) -> Release:
     """The release ``ref`` (default: the checkout's HEAD) would deploy, refused
     while the checkout is dirty or the commit is not on any remote."""
-    name = ref or git.current_branch(checkout) or "HEAD"
-    result = git.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}",
-                     cwd=checkout, check=False)  # fmt: skip
-    if not result.ok:
-        raise DeployError(
-            f"{name!r} is not a commit of this repository", hint="name a branch, tag or sha"
-        )
-    sha = result.stdout.strip()
+    # One `git status` says the branch, its commit and whether anything is uncommitted.
+    status = git.git("status", "--porcelain=v2", "--branch", "--ignore-submodules", cwd=checkout)
+    head: dict[str, str] = {}
+    dirty = False
+    for line in status.stdout.splitlines():
+        if line.startswith("# branch."):
+            key, _, value = line[len("# branch.") :].partition(" ")
+            head[key] = value
+        elif line:
+            dirty = True
+    if ref is None and head.get("oid", "(initial)") != "(initial)":
+        name = head["head"] if head.get("head") != "(detached)" else "HEAD"
+        sha = head["oid"]
+    else:
+        name = ref or "HEAD"
+        result = git.git("rev-parse", "--verify", "--quiet", "--end-of-options",
+                         f"{name}^{{commit}}", cwd=checkout, check=False)  # fmt: skip
+        if not result.ok:
+            raise DeployError(
+                f"{name!r} is not a commit of this repository", hint="name a branch, tag or sha"
+            )
+        sha = result.stdout.strip()
     if not force:
-        if git.has_uncommitted(checkout):
+        if dirty:
             raise DeployError(
                 f"{checkout} has uncommitted changes; nothing was deployed",
                 hint="commit and push them (images are built from the commit, never from the "
