@@ -40,6 +40,8 @@ command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# ...and the registry a target may pull from (run by the tests, never as a service).
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   apt_install "${need_pkgs[@]}"

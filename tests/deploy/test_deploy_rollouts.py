@@ -4,11 +4,12 @@ and secrets that appear nowhere: against a second real Docker engine."""
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from pathlib import Path
 
 from kinfra.testing.deploy import Shop, release_version
-from kinfra.testing.engine import SecondEngine
+from kinfra.testing.engine import SecondEngine, registry
 from kinfra.testing.example import kinfra
 from kinfra.testing.gitrepo import commit_all, git
 
@@ -155,3 +156,30 @@ def test_the_secret_appears_nowhere_but_in_the_container(
     for command in (("status", "--json"), ("history", "--json")):
         shown = kinfra(shop.repo, "deploy", *command, env=shop.env)
         assert secret not in shown.stdout + shown.stderr
+
+
+def test_through_a_registry_the_target_pulls_what_was_pushed(
+    shop: Shop, engine: SecondEngine
+) -> None:
+    with registry(engine) as address:
+        config = shop.repo / "kinfra.toml"
+        config.write_text(
+            config.read_text().replace(
+                'canary = "prod-canary"', f'canary = "prod-canary"\nregistry = "{address}"', 1
+            )
+        )
+        commit_all(shop.repo, "ship through the registry")
+        git(shop.repo, "push", "-q", "origin", "main")
+        sha = git(shop.repo, "rev-parse", "HEAD").stdout.strip()
+
+        result = kinfra(shop.repo, "deploy", "prod", env=shop.env)
+
+        assert result.returncode == 0, result.stderr
+        assert f"pushing {address}/shop-backend:{sha[:12]}" in result.stderr
+        assert "loading" not in result.stderr  # no docker save | load this time
+        pulled = {f"{address}/shop-{s}:{sha[:12]}" for s in ("backend", "worker", "db")}
+        assert pulled <= engine.image_refs()
+        tls = ssl.create_default_context(cafile=str(engine.root / "tls" / "ca.pem"))
+        with urllib.request.urlopen(f"https://{address}/v2/_catalog", context=tls) as answer:
+            assert "shop-backend" in json.loads(answer.read())["repositories"]
+        assert fetch(api_url(result.stdout) + "/app/version.txt") == "v1\n"

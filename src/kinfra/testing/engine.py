@@ -200,6 +200,49 @@ def second_engine(docker_config: Path | None = None) -> Iterator[SecondEngine]:
                 proc.wait(timeout=1)
 
 
+@contextlib.contextmanager
+def registry(engine: SecondEngine) -> Iterator[str]:
+    """A container registry (Debian's ``docker-registry``) on the engine's host,
+    served over TLS with the engine's certificate; yields its ``host:port``.
+
+    Both engines trust it through ``/etc/docker/certs.d/<host:port>/ca.crt``,
+    which the daemons read at each connection (no restart), and which is
+    removed again afterwards.
+    """
+    address = f"{engine.address}:5000"
+    tls = engine.root / "tls"
+    config = engine.root / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {engine.root / 'registry'}\n"
+        f"http:\n  addr: {address}\n  tls:\n"
+        f"    certificate: {tls / 'server-cert.pem'}\n    key: {tls / 'server-key.pem'}\n"
+    )
+    trust = Path("/etc/docker/certs.d") / address
+    trust.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tls / "ca.pem", trust / "ca.crt")
+    log = (engine.root / "registry.log").open("wb")
+    proc = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{engine.name}", "docker-registry", "serve", str(config)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    try:
+        deadline = time.monotonic() + 30
+        while run(["openssl", "s_client", "-connect", address, "-CAfile", str(tls / "ca.pem")],
+                  check=False, input="", timeout=5).returncode != 0:  # fmt: skip
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = (engine.root / "registry.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"the test registry did not come up:\n{tail}")
+            time.sleep(0.2)
+        yield address
+    finally:
+        _stop(proc.pid, grace=5)
+        with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+        shutil.rmtree(trust, ignore_errors=True)
+
+
 def _wait_ready(engine: SecondEngine, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
