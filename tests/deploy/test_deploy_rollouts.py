@@ -4,7 +4,11 @@ and secrets that appear nowhere: against a second real Docker engine."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -183,3 +187,32 @@ def test_through_a_registry_the_target_pulls_what_was_pushed(
         with urllib.request.urlopen(f"https://{address}/v2/_catalog", context=tls) as answer:
             assert "shop-backend" in json.loads(answer.read())["repositories"]
         assert fetch(api_url(result.stdout) + "/app/version.txt") == "v1\n"
+
+
+def test_an_interrupted_switch_puts_the_previous_version_back(
+    shop: Shop, engine: SecondEngine
+) -> None:
+    first = kinfra(shop.repo, "deploy", "prod", env=shop.env)
+    assert first.returncode == 0, first.stderr
+    url = api_url(first.stdout)
+    release_version(shop.repo, "v2")
+    second = subprocess.Popen(
+        [sys.executable, "-m", "kinfra", "deploy", "prod"],
+        cwd=shop.repo, env={**os.environ, **shop.env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert second.stderr is not None
+    seen = []
+    for line in second.stderr:  # wait until compose is switching the target
+        seen.append(line)
+        if line.startswith(f"… starting {shop.project} on"):
+            break
+    second.send_signal(signal.SIGINT)
+    _, rest = second.communicate(timeout=180)
+
+    assert second.returncode == 130, "".join(seen) + rest
+    assert fetch(url + "/app/version.txt") == "v1\n"
+    (record,) = json.loads(
+        kinfra(shop.repo, "deploy", "history", "-n", "1", "--json", env=shop.env).stdout
+    )
+    assert record["outcome"] == "restored" and record["error"].startswith("interrupted; restored")

@@ -23,7 +23,8 @@ from kinfra.adapters.lock import RunLock
 from kinfra.background import Background
 from kinfra.domain.config_deploy import DeployTarget
 from kinfra.domain.deploy import Action, HistoryRecord, Outcome, Release, Running
-from kinfra.errors import DeployError, GateFailedError, KinfraError
+from kinfra.errors import DeployError, GateFailedError, Interrupted, KinfraError
+from kinfra.interrupts import deferred_interrupts
 from kinfra.paths import project_home
 from kinfra.project import Project
 from kinfra.workflows import deploy_history
@@ -304,7 +305,18 @@ def _switch(
     stale = (
         keep_rollback_point(engine, target.project, before.images, point) if before.images else []
     )
-    started = start(rollout, tree, release, pins, found)
+    try:
+        started = start(rollout, tree, release, pins, found)
+    except Interrupted:
+        # Stopped mid-switch: what ran before is the safe state to leave behind,
+        # and a second Ctrl-C must not cut that short.
+        with deferred_interrupts():
+            restored, what = restore(rollout, before)
+            outcome = Outcome.RESTORED if restored else Outcome.FAILED
+            _append(
+                rollout, action, release, outcome, dict(pins), before, error=f"interrupted; {what}"
+            )
+        raise
     if started.ok:
         drop_tags(engine, stale)
         images = {c.service: c.image for c in started.containers}
