@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 
 from kinfra.testing.deploy import (
     TOKEN_VARIABLE,
     Shop,
+    api_url,
+    fetch,
     make_deploy_project,
     remove_release_images,
 )
 from kinfra.testing.engine import SecondEngine, leftovers, second_engine
 from kinfra.testing.example import kinfra
 from kinfra.testing.gitrepo import git
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
 
 
 def head(repo: Path) -> str:
@@ -56,7 +52,7 @@ def test_deploy_loads_the_images_the_engine_lacked_and_passes_the_gate(
             # The base layers came with the images: the engine can run busybox now.
             assert engine.docker("run", "--rm", f"shop-db:{sha[:12]}", "true", check=False).ok
 
-            api = next(line.split()[-1] for line in result.stdout.splitlines() if "api" in line)
+            api = api_url(result.stdout)
             assert api.startswith(url)
             assert json.loads(fetch(api + "/api/v1/health")) == {"status": "ok"}
             assert fetch(api + "/app/version.txt") == "v1\n"

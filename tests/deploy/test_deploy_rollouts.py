@@ -12,15 +12,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from kinfra.testing.deploy import Shop, release_version
+from kinfra.testing.deploy import Shop, api_url, fetch, release_version
 from kinfra.testing.engine import SecondEngine, registry
 from kinfra.testing.example import kinfra
 from kinfra.testing.gitrepo import commit_all, git
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
 
 
 def images_by_service(engine: SecondEngine, project: str) -> dict[str, str]:
@@ -35,10 +30,6 @@ def images_by_service(engine: SecondEngine, project: str) -> dict[str, str]:
             "inspect", "--format", "{{.Image}}", container
         ).stdout.strip()
     return found
-
-
-def api_url(output: str) -> str:
-    return next(line.split()[-1] for line in output.splitlines() if line.strip().startswith("api"))
 
 
 def test_canary_then_promote_runs_the_same_image_digests(shop: Shop, engine: SecondEngine) -> None:

@@ -261,17 +261,9 @@ def down(
     docker(argv, env=context_env(context))
 
 
-def ps(project_name: str, context: str | None = None) -> list[ContainerState]:
-    return [_container(item) for item in ps_records(project_name, context)]
-
-
-def ps_records(project_name: str, context: str | None = None) -> list[dict[str, Any]]:
-    """compose's own JSON record of each container (Publishers, Labels...)."""
-    result = docker(
-        [*compose_program(), "-p", project_name, "ps", "--all", "--format", "json"],
-        env=context_env(context),
-    )
-    return _json_records(result.stdout)
+def ps(project_name: str) -> list[ContainerState]:
+    result = docker([*compose_program(), "-p", project_name, "ps", "--all", "--format", "json"])
+    return [_container(item) for item in _json_records(result.stdout)]
 
 
 def _json_records(text: str) -> list[dict[str, Any]]:

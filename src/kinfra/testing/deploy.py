@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,3 +98,14 @@ def remove_release_images(repo: Path) -> None:
     doomed = [ref for ref in listed.stdout.split() if ref.rsplit(":", 1)[-1] in shas]
     if doomed:
         run(["docker", "image", "rm", *doomed], check=False)
+
+
+def fetch(url: str) -> str:
+    """The body of a GET (the target answers on its own address, not localhost)."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def api_url(output: str) -> str:
+    """The api URL a deploy command printed."""
+    return next(line.split()[-1] for line in output.splitlines() if line.strip().startswith("api"))

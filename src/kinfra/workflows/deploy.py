@@ -35,7 +35,6 @@ from kinfra.workflows.deploy_engine import (
     drop_tags,
     keep_rollback_point,
     require_target,
-    rollback_point,
     running,
     survey,
 )
@@ -160,34 +159,33 @@ def rollback(project: Project, name: str, progress: Progress | None = None) -> D
     current one); the one replaced becomes the new rollback point."""
     config = project.config
     target = require_target(config, name)
-    engine = connect(target)
-    point = rollback_point(engine, target.project)
-    if not point:
-        raise DeployError(
-            f"{name} has no rollback point (no {target.project} images tagged kinfra-prev on {target.context})",
-            hint="a rollback point is kept by every deploy that replaces a running one",
-        )
-    current, _ = running(engine, target.project)
-    if dict(current.images) == point:
-        raise DeployError(
-            f"nothing to roll back to: {name} already runs its rollback point",
-            hint=f"see `kinfra deploy history {name}`",
-        )
-    release = deploy_history.describe_point(config.name, name, point)
-    if release is None:
-        raise DeployError(
-            f"the rollback point of {name} is not in this machine's deploy history "
-            f"({deploy_history.history_path(config.name)})",
-            hint="roll back from the machine that deployed, or deploy the wanted ref with --ref",
-        )
-    with (
-        _rollout(project, target, progress) as rollout,
-        _recorded(rollout, Action.ROLLBACK, release),
-        release_tree(rollout, release, "tree") as tree,
-    ):
-        found = services(tree, target, rollout.env_files)
+    with _rollout(project, target, progress) as rollout:
         seen = survey(rollout.engine, target.project)
-        return _switch(rollout, Action.ROLLBACK, release, tree, point, found, [], seen)
+        point = seen.point
+        if not point:
+            raise DeployError(
+                f"{name} has no rollback point (no {target.project} images tagged kinfra-prev "
+                f"on {target.context})",
+                hint="a rollback point is kept by every deploy that replaces a running one",
+            )
+        if dict(seen.running.images) == point:
+            raise DeployError(
+                f"nothing to roll back to: {name} already runs its rollback point",
+                hint=f"see `kinfra deploy history {name}`",
+            )
+        release = deploy_history.describe_point(config.name, name, point)
+        if release is None:
+            raise DeployError(
+                f"the rollback point of {name} is not in this machine's deploy history "
+                f"({deploy_history.history_path(config.name)})",
+                hint="roll back from the machine that deployed, or deploy the wanted ref with --ref",
+            )
+        with (
+            _recorded(rollout, Action.ROLLBACK, release),
+            release_tree(rollout, release, "tree") as tree,
+        ):
+            found = services(tree, target, rollout.env_files)
+            return _switch(rollout, Action.ROLLBACK, release, tree, point, found, [], seen)
 
 
 # --- the parts every command shares -------------------------------------------------
