@@ -81,25 +81,27 @@ def deploy(
     with (
         _rollout(project, target, progress) as rollout,
         _recorded(rollout, Action.DEPLOY, release),
-        release_tree(rollout, release, "tree") as tree,
     ):
-        # The target is read while the images build here.
+        # The target is read while the images are checked out and built here.
         before = Background(survey, rollout.engine, target.project)
-        found = services(tree, target, rollout.env_files)
-        rollout.say(f"building the images of {release.short} ({release.ref}) from a clean checkout")
-        built = build(
-            tree, target, rollout.env_files, found, release.sha, rollout.workdir, rollout.detail
-        )
-        seen = before.result()
-        shipped = ship(
-            {ref: image for ref, image in built.values()},
-            rollout.engine.context,
-            registry=target.registry,
-            on_step=rollout.say,
-            present=seen.images,
-        )
-        pins = {service: image for service, (_, image) in built.items()}
-        return _switch(rollout, Action.DEPLOY, release, tree, pins, found, shipped, seen)
+        with release_tree(rollout, release, "tree") as tree:
+            found = services(tree, target, rollout.env_files)
+            rollout.say(
+                f"building the images of {release.short} ({release.ref}) from a clean checkout"
+            )
+            built = build(
+                tree, target, rollout.env_files, found, release.sha, rollout.workdir, rollout.detail
+            )
+            seen = before.result()
+            shipped = ship(
+                {ref: image for ref, image in built.values()},
+                rollout.engine.context,
+                registry=target.registry,
+                on_step=rollout.say,
+                present=seen.images,
+            )
+            pins = {service: image for service, (_, image) in built.items()}
+            return _switch(rollout, Action.DEPLOY, release, tree, pins, found, shipped, seen)
 
 
 def promote(project: Project, name: str, progress: Progress | None = None) -> DeployReport:
@@ -300,21 +302,23 @@ def _switch(
     failed checks."""
     target, engine = rollout.target, rollout.engine
     before, point = seen.running, seen.point
-    stale = (
-        keep_rollback_point(engine, target.project, before.images, point) if before.images else []
-    )
+    # Tagging the rollback point needs no wait: the switch pins images by ID.
+    tagging = Background(keep_rollback_point, engine, target.project, before.images, point)
     try:
         started = start(rollout, tree, release, pins, found)
     except Interrupted:
         # Stopped mid-switch: what ran before is the safe state to leave behind,
         # and a second Ctrl-C must not cut that short.
         with deferred_interrupts():
+            with contextlib.suppress(KinfraError):
+                tagging.result()
             restored, what = restore(rollout, before)
             outcome = Outcome.RESTORED if restored else Outcome.FAILED
             _append(
                 rollout, action, release, outcome, dict(pins), before, error=f"interrupted; {what}"
             )
         raise
+    stale = tagging.result()
     if started.ok:
         drop_tags(engine, stale)
         images = {c.service: c.image for c in started.containers}

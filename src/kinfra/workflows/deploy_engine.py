@@ -38,8 +38,9 @@ def require_target(config: Config, name: str) -> DeployTarget:
 
 
 def connect(target: DeployTarget) -> Engine:
-    """The target's engine, checked reachable. An unknown context is a config
-    error naming the key and listing the contexts Docker has."""
+    """The target's engine (whether it answers, ``survey`` finds out). An
+    unknown context is a config error naming the key and listing the
+    contexts Docker has."""
     endpoint = docker_engine.context_endpoint(target.context)
     if endpoint is None:
         names = docker_engine.context_names()
@@ -50,14 +51,15 @@ def connect(target: DeployTarget) -> Engine:
             hint="create it (`docker context create NAME --docker host=ssh://user@host`) "
             "or name an existing one",
         )
-    docker_engine.server_version(target.context)
     return Engine(target.context, endpoint, target.address or host_of(endpoint))
 
 
 def probe(target: DeployTarget) -> tuple[Engine | None, str]:
     """The engine, or why it cannot be used: for status, which reports rather than fails."""
     try:
-        return connect(target), ""
+        engine = connect(target)
+        docker_engine.server_version(engine.context)
+        return engine, ""
     except (ConfigError, DeployError) as exc:
         return None, exc.message
 
@@ -91,7 +93,9 @@ class Survey:
 
 
 def survey(engine: Engine, project: str) -> Survey:
-    """Three reads of the engine, side by side (each a round trip to it)."""
+    """Whether the engine answers, then three reads of it side by side (each a
+    round trip to it)."""
+    docker_engine.server_version(engine.context)
     point = Background(rollback_point, engine, project)
     images = Background(docker_engine.all_image_ids, engine.context)
     now, _ = running(engine, project)
@@ -114,7 +118,10 @@ def keep_rollback_point(
     """Tag ``images`` (service -> ID) as the rollback point in place of
     ``point``; returns the tags of services the new point lacks, for
     ``drop_tags`` once the switch is done (the images behind them may be the
-    very ones being started)."""
+    very ones being started). Nothing running, nothing to keep: the old
+    point stays."""
+    if not images:
+        return []
     tagging = [
         Background(docker_engine.tag, engine.context, image, prev_tag(project, service))
         for service, image in images.items()

@@ -70,11 +70,39 @@ def services(tree: Path, target: DeployTarget, env_files: tuple[Path, ...]) -> l
         raise target.key_error(
             "compose_files", f"{missing[0]} does not exist at the deployed commit"
         )
+    found = _read_services([tree / f for f in target.compose_files])
+    if found is not None:
+        return found
     model = compose.config(compose_target(tree, target, env_files))
     return [
         Service(name, body.get("image"), bool(body.get("build")))
         for name, body in (model.get("services") or {}).items()
     ]
+
+
+def _read_services(files: list[Path]) -> list[Service] | None:
+    """Names, image names and build sections read from the files themselves,
+    merged in order (``!reset`` included): ~10 ms where `compose config`
+    takes ~200. None when only Compose can tell (include, extends, an
+    interpolated image name)."""
+    merged: dict[str, Service] = {}
+    for path in files:
+        document = compose_yaml.load(path.read_text(encoding="utf-8"), str(path))
+        if "include" in document:
+            return None
+        for name, body in (document.get("services") or {}).items():
+            if "extends" in body:
+                return None
+            known = merged.get(name, Service(name, None, False))
+            image, builds = known.image, known.builds
+            if "image" in body:
+                image = None if isinstance(body["image"], compose_yaml.Reset) else body["image"]
+                if isinstance(image, str) and "$" in image:
+                    return None
+            if "build" in body:
+                builds = not isinstance(body["build"], compose_yaml.Reset)
+            merged[name] = Service(name, image, builds)
+    return list(merged.values())
 
 
 def build(
