@@ -29,11 +29,8 @@ def test_what_is_not_a_size_is_refused(text: str) -> None:
 
 
 def test_sizes_read_back_as_written() -> None:
-    assert (format_size(1536), format_size(512), format_size(4096)) == (
-        "1.5 GB",
-        "512 MB",
-        "4.0 GB",
-    )
+    assert [format_size(m) for m in (1536, 512, 4096)] == ["1.5 GB", "512 MB", "4.0 GB"]
+    assert [format_size(m) for m in (2.5, 0.4, 0)] == ["2.5 MB", "410 KB", "0 MB"]
 
 
 def config(tmp_path: Path, sandbox: str = "", profiles: str = "") -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kinfra.adapters import git
 from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
 from kinfra.domain.slot import Slot, plan_slot
 from kinfra.errors import NotInProjectError
@@ -47,6 +46,8 @@ def find_project(cwd: Path | None = None) -> Project:
     The config is always read from the main checkout, so every worktree of a
     project sees the same ports and pool, whatever branch it is on.
     """
+    from kinfra.adapters import git  # `kinfra ports` and the like need no git
+
     start = (cwd or Path.cwd()).resolve()
     root = git.main_checkout(start)
     here = git.toplevel(start)

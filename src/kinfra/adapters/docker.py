@@ -27,11 +27,24 @@ def docker(
     capture: bool = True,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    input: str | None = None,
+    stdin_file: Path | None = None,
+    stdout_file: Path | None = None,
 ) -> Result:
     """``docker ARGS``; ``env`` is added to kinfra's environment (for ``-e NAME``
-    without a value, which keeps secrets out of the command line)."""
+    without a value, which keeps secrets out of the command line). ``input``,
+    ``stdin_file`` and ``stdout_file`` as for ``runner.run`` (a tar stream)."""
     argv = ["docker", *map(str, args)]
-    result = compose.docker(argv, check=False, capture=capture, env=env, timeout=timeout)
+    result = compose.docker(
+        argv,
+        check=False,
+        capture=capture,
+        env=env,
+        timeout=timeout,
+        input=input,
+        stdin_file=stdin_file,
+        stdout_file=stdout_file,
+    )
     if check and not result.ok:
         raise CommandError(result)
     return result

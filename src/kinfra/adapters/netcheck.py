@@ -68,6 +68,18 @@ def tcp_probe(host: str, port: int, timeout: float = 2.0) -> ProbeResult:
         return ProbeResult(False, exc.strerror or str(exc))
 
 
+def listening(host: str, port: int, timeout: float = 0.25) -> bool:
+    """Whether something accepts connections on an IP address's port now.
+
+    A bare connect on a numeric address: ~10 µs a port where
+    ``create_connection`` (a name lookup first) takes ~100, which counts when
+    `kinfra ports` looks at every port of every project."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
 def http_probe(url: str, expect: int, timeout: float = 3.0) -> ProbeResult:
     # http.client rather than an HTTP library: one GET on loopback needs
     # nothing more, and it imports in a few ms where httpx takes ~50.

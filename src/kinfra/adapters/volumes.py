@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kinfra.adapters.compose import docker
-from kinfra.errors import ComposeError
+from kinfra.adapters.docker import docker, remove_volumes, volumes
+from kinfra.errors import DataError
 
 HELPER_IMAGE = "kinfra-volume-helper:1"
 _HELPER_DOCKERFILE = 'FROM busybox:1.36\nLABEL org.kinfra.role="volume-helper"\n'
@@ -22,33 +22,20 @@ _VOLUME_LABEL = "com.docker.compose.volume"
 
 def ensure_helper() -> None:
     """Build the helper image once (about a second, from busybox:1.36)."""
-    if docker(["docker", "image", "inspect", HELPER_IMAGE], check=False).ok:
+    if docker(["image", "inspect", HELPER_IMAGE], check=False).ok:
         return
-    result = docker(
-        ["docker", "build", "-q", "-t", HELPER_IMAGE, "-"], check=False, input=_HELPER_DOCKERFILE
-    )
-    if not result.ok:
-        raise ComposeError(
-            f"could not build the volume helper image {HELPER_IMAGE} from busybox:1.36",
-            hint="busybox:1.36 must be pullable or present (`docker pull busybox:1.36`)",
+    built = docker(["build", "-q", "-t", HELPER_IMAGE, "-"], check=False, input=_HELPER_DOCKERFILE)
+    if not built.ok:
+        raise DataError(
+            f"could not build kinfra's volume helper image {HELPER_IMAGE} from busybox:1.36",
+            hint="busybox:1.36 must be present or pullable (`docker pull busybox:1.36`)",
         )
 
 
 def project_volumes(compose_project: str) -> dict[str, str]:
     """The named volumes compose made for a project: compose key -> volume name."""
-    listed = docker(
-        [
-            "docker", "volume", "ls",
-            "--filter", f"label={_PROJECT_LABEL}={compose_project}",
-            "--format", f'{{{{.Label "{_VOLUME_LABEL}"}}}}\\t{{{{.Name}}}}',
-        ]
-    )  # fmt: skip
-    found = {}
-    for line in listed.stdout.splitlines():
-        key, _, name = line.partition("\t")
-        if key and name:
-            found[key] = name
-    return found
+    listed = volumes({_PROJECT_LABEL: compose_project}, key=_VOLUME_LABEL)
+    return {key: name for name, key in listed.items() if key}
 
 
 def create_volume(compose_project: str, key: str) -> str:
@@ -57,7 +44,7 @@ def create_volume(compose_project: str, key: str) -> str:
     name = f"{compose_project}_{key}"
     docker(
         [
-            "docker", "volume", "create",
+            "volume", "create",
             "--label", f"{_PROJECT_LABEL}={compose_project}",
             "--label", f"{_VOLUME_LABEL}={key}",
             name,
@@ -67,22 +54,33 @@ def create_volume(compose_project: str, key: str) -> str:
 
 
 def remove_volume(name: str) -> None:
-    docker(["docker", "volume", "rm", name])
+    remove_volumes([name])
 
 
 def export_volume(volume: str, archive: Path) -> None:
     """The volume's whole content as a tar file."""
     docker(
-        ["docker", "run", "--rm", "-v", f"{volume}:/data:ro", HELPER_IMAGE,
-         "tar", "-C", "/data", "-cf", "-", "."],
+        [
+            "run",
+            "--rm",
+            "-v",
+            f"{volume}:/data:ro",
+            HELPER_IMAGE,
+            "tar",
+            "-C",
+            "/data",
+            "-cf",
+            "-",
+            ".",
+        ],
         stdout_file=archive,
-    )  # fmt: skip
+    )
 
 
 def import_volume(volume: str, archive: Path) -> None:
     """Replace the volume's content with the tar file's."""
     script = "cd /data && rm -rf -- * .[!.]* ..?* && tar -xf -"
     docker(
-        ["docker", "run", "--rm", "-i", "-v", f"{volume}:/data", HELPER_IMAGE, "sh", "-c", script],
+        ["run", "--rm", "-i", "-v", f"{volume}:/data", HELPER_IMAGE, "sh", "-c", script],
         stdin_file=archive,
-    )  # fmt: skip
+    )

@@ -31,4 +31,8 @@ def parse_size(text: str) -> int:
 def format_size(megabytes: float) -> str:
     if abs(megabytes) >= 1024:
         return f"{megabytes / 1024:.1f} GB"
-    return f"{megabytes:.0f} MB"
+    if abs(megabytes) >= 10 or megabytes == 0:
+        return f"{megabytes:.0f} MB"
+    if abs(megabytes) >= 1:
+        return f"{megabytes:.1f} MB"
+    return f"{megabytes * 1024:.0f} KB"  # a small container or archive, not "0 MB"

@@ -18,14 +18,12 @@ free memory.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
 from kinfra.adapters import compose
-from kinfra.adapters.lock import process_alive, process_start_time
 from kinfra.adapters.registry import Registry, RegistryStore, SlotStatus, Ticket, utc_now
 from kinfra.domain.config import Config, Profile
 from kinfra.domain.memory import DEFAULT_BUDGET_SHARE, format_size
@@ -188,9 +186,11 @@ def admit(
             hint="raise [sandbox] memory_budget in kinfra.toml or use a lighter profile; "
             "nothing was created",
         )
+    from kinfra.adapters.lock import process_start_time  # only a start needs it
+
     pid = os.getpid()
     ticket = Ticket(
-        ticket=secrets.token_hex(6),
+        ticket=os.urandom(6).hex(),
         project=project.name,
         label=label,
         memory_mb=memory_mb,
@@ -242,6 +242,7 @@ def _place(queue: list[Ticket], ticket: Ticket) -> int:
 
 def _drop_dead(registry: Registry) -> None:
     """Tickets whose process is gone (killed, crashed) hold nothing any more."""
+    from kinfra.adapters.lock import process_alive
 
     def alive(ticket: Ticket) -> bool:
         return ticket.pid == os.getpid() or process_alive(ticket.pid, ticket.pid_start)

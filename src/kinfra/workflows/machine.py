@@ -18,7 +18,6 @@ from kinfra.domain.config import CONFIG_FILE, Config, load_config
 from kinfra.domain.slot import LOCAL_PROD_SLOT
 from kinfra.errors import KinfraError
 from kinfra.project import slot_of
-from kinfra.workflows.pool import ports_in_effect
 
 
 @dataclass
@@ -76,6 +75,8 @@ def port_map(registry: Registry, projects: MachineProjects) -> list[PortEntry]:
                 entries.append(PortEntry(name, slot_id, port_name, port, slot.check_host))
             held = record.slots.get(slot_id) if record is not None else None
             if held is not None and held.claim is not None:
+                from kinfra.workflows.pool import ports_in_effect  # docker adapter: only here
+
                 old = ports_in_effect(slot) or {}
                 for port_name, port in old.items():
                     if slot.ports.get(port_name) != port:
@@ -92,7 +93,7 @@ def reserved_ports(entries: list[PortEntry]) -> dict[int, str]:
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something accepts connections on host:port right now."""
-    return netcheck.tcp_probe(host, port, timeout=0.25).ok
+    return netcheck.listening(host, port)
 
 
 def machine_reservations(registry: Registry, skip: str) -> tuple[dict[int, str], list[str]]:
