@@ -77,9 +77,10 @@ def deploy(
                 hint=f'set canary = "<another target>" in [deploy.{name}] of {config.path.name}',
             )
         target = require_target(config, target.canary)
+    lookup = Background(connect, target)  # a docker CLI start, alongside git's
     release = resolve_release(project.here or project.root, ref, force)
     with (
-        _rollout(project, target, progress) as rollout,
+        _rollout(project, target, progress, lookup.result()) as rollout,
         _recorded(rollout, Action.DEPLOY, release),
     ):
         # The target is read while the images are checked out and built here.
@@ -195,11 +196,11 @@ def rollback(project: Project, name: str, progress: Progress | None = None) -> D
 
 @contextlib.contextmanager
 def _rollout(
-    project: Project, target: DeployTarget, progress: Progress | None
+    project: Project, target: DeployTarget, progress: Progress | None, engine: Engine | None = None
 ) -> Iterator[Rollout]:
     """The target's lock, its engine, its secrets file and private work dir."""
     config = project.config
-    engine = connect(target)
+    engine = engine or connect(target)
     values = secret_refs.resolve_all(target.secrets, config.root)  # before anything starts
     env_files = []
     if target.env_file is not None:

@@ -8,9 +8,8 @@ or through the configured registry (push here, pull there).
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,15 +21,11 @@ from kinfra.domain.deploy import release_ref
 from kinfra.errors import DeployError
 
 
-@contextlib.contextmanager
-def checkout(repo: Path, sha: str, path: Path) -> Iterator[Path]:
-    """A detached worktree of ``sha`` at ``path``, removed afterwards."""
+def checkout(repo: Path, sha: str, path: Path) -> Path:
+    """A detached worktree of ``sha`` at ``path`` (``discard`` removes it)."""
     discard(repo, path)  # left by a deploy that was killed
     git.git("worktree", "add", "--quiet", "--detach", str(path), sha, cwd=repo)
-    try:
-        yield path
-    finally:
-        discard(repo, path)
+    return path
 
 
 def discard(repo: Path, path: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kinfra.adapters import compose, docker_engine, git
+from kinfra.adapters import compose, docker_engine
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.docker_engine import Container
 from kinfra.adapters.statefile import atomic_write_text
@@ -17,9 +17,9 @@ from kinfra.domain import compose_yaml
 from kinfra.domain.config import Config, HealthCheck
 from kinfra.domain.config_deploy import DeployTarget
 from kinfra.domain.deploy import Release, Running, rollout_override
-from kinfra.errors import ComposeError, DeployError, KinfraError
+from kinfra.errors import ComposeError, DeployError, GitError, KinfraError
 from kinfra.workflows.deploy_engine import Engine, published_port, published_urls
-from kinfra.workflows.deploy_images import Service, checkout, compose_target, services
+from kinfra.workflows.deploy_images import Service, checkout, compose_target, discard, services
 from kinfra.workflows.gate import CheckResult, Outcome, probe_checks
 from kinfra.workflows.start import Progress
 
@@ -108,13 +108,17 @@ def start(
 @contextlib.contextmanager
 def release_tree(rollout: Rollout, release: Release, name: str) -> Iterator[Path]:
     """A clean checkout of the release's commit inside the deploy's work dir."""
-    if not git.ref_exists(rollout.repo, release.sha):
+    try:
+        tree = checkout(rollout.repo, release.sha, rollout.workdir / name)
+    except GitError as exc:
         raise DeployError(
             f"commit {release.short} ({release.ref}) is not in this repository",
             hint="git fetch, then try again",
-        )
-    with checkout(rollout.repo, release.sha, rollout.workdir / name) as tree:
+        ) from exc
+    try:
         yield tree
+    finally:
+        discard(rollout.repo, tree)
 
 
 def restore(rollout: Rollout, previous: Running) -> tuple[bool, str]:

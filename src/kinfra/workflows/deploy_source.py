@@ -13,13 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kinfra.adapters import git
+from kinfra.background import Background
 from kinfra.domain.deploy import Release
-from kinfra.errors import DeployError
+from kinfra.errors import DeployError, GitError
 
 
 def resolve_release(checkout: Path, ref: str | None, force: bool) -> Release:
     """The release ``ref`` (default: the checkout's HEAD) would deploy, refused
     while the checkout is dirty or the commit is not on any remote."""
+    # Whether the commit is on a remote is asked alongside the status.
+    on_remote = Background(pushed, checkout, ref or "HEAD") if not force else None
     # One `git status` says the branch, its commit and whether anything is uncommitted.
     status = git.git("status", "--porcelain=v2", "--branch", "--ignore-submodules", cwd=checkout)
     head: dict[str, str] = {}
@@ -49,7 +52,12 @@ def resolve_release(checkout: Path, ref: str | None, force: bool) -> Release:
                 hint="commit and push them (images are built from the commit, never from the "
                 "working tree), or deploy anyway with --force",
             )
-        if not pushed(checkout, sha):
+        assert on_remote is not None
+        try:
+            is_pushed = on_remote.result()
+        except GitError:  # a ref git could not read there; the sha it names can be
+            is_pushed = pushed(checkout, sha)
+        if not is_pushed:
             raise DeployError(
                 f"{name} ({sha[:12]}) is not pushed to any remote; nothing was deployed",
                 hint="git push it first, or deploy anyway with --force",
