@@ -11,6 +11,9 @@ import pytest
 
 from kinfra.testing import dockerkit
 
+# The real agent CLIs and the mock model server: model_server, real_claude, real_codex.
+pytest_plugins = ["kinfra.testing.agent_fixtures"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -1,22 +1,21 @@
-"""Fixtures for orchestrator tests: a real git repo; the real ``claude`` and
-``codex`` on PATH, talking to the mock model server only; and the small fake
-Claude Code (a real executable) for fast tests of the run loop."""
+"""Fixtures for orchestrator tests: a real git repo, plans, and the small fake
+Claude Code (a real executable) for fast tests of the run loop. The real
+``claude`` and ``codex`` come from kinfra.testing.agent_fixtures."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kinfra.testing import agents, fake_claude
+from kinfra.testing import fake_claude
 from kinfra.testing.gitrepo import make_repo
-from kinfra.testing.model_server import ModelServer
 
 FAKE = Path(fake_claude.__file__).resolve()
 DATA = Path(__file__).parent / "data"
@@ -129,50 +128,3 @@ def kinfra_toml(repo: Path) -> WriteConfig:
 @pytest.fixture
 def seed_plan() -> Path:
     return SEED_PLAN
-
-
-@pytest.fixture
-def model_server() -> Iterator[ModelServer]:
-    """The mock model server; at the end, the proof that the agents it served
-    reached nothing else (no stray request, no proxy tunnel)."""
-    with ModelServer() as server:
-        yield server
-        stray = [f"{r.method} {r.path}" for r in server.stray()]
-        assert stray == [], f"an agent reached beyond the mock model server: {stray}"
-
-
-def _require(*names: str) -> None:
-    absent = agents.missing(*names)
-    if absent:
-        message = f"{', '.join(absent)} not installed: {agents.INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message)  # CI installs them: missing there is a failure
-        pytest.skip(message)
-
-
-@pytest.fixture
-def real_claude(
-    model_server: ModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> ModelServer:
-    """The pinned ``claude`` first on PATH, pointed at the mock: script it
-    through the returned server."""
-    _require("claude")
-    bin_dir = agents.bin_dir(tmp_path / "agent-bin", "claude")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    for key, value in agents.claude_env(model_server.url).items():
-        monkeypatch.setenv(key, value)
-    return model_server
-
-
-@pytest.fixture
-def real_codex(
-    model_server: ModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> ModelServer:
-    """The pinned ``codex`` first on PATH, with a CODEX_HOME for the mock."""
-    _require("codex")
-    bin_dir = agents.bin_dir(tmp_path / "agent-bin", "codex")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    home = agents.codex_home(tmp_path / "codex-home", model_server.url)
-    for key, value in agents.codex_env(model_server.url, home).items():
-        monkeypatch.setenv(key, value)
-    return model_server
