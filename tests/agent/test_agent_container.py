@@ -111,7 +111,7 @@ def test_the_slot_answers_by_service_name_and_url_and_another_slot_does_not(
         assert response.read() == b"slot two\n"
 
 
-def test_the_api_key_is_passed_at_run_time_and_written_nowhere(
+def test_the_api_key_is_passed_at_run_time_and_written_nowhere_and_shared_data_is_read_only(
     tmp_path: Path,
     docker_prefix: str,
     agent_image: str,
@@ -124,7 +124,8 @@ def test_the_api_key_is_passed_at_run_time_and_written_nowhere(
         tmp_path,
         docker_prefix,
         agent_image,
-        extra='\n[secrets]\nANTHROPIC_API_KEY = "env://KT_AGENT_API_KEY"\n',
+        extra='\n[secrets]\nANTHROPIC_API_KEY = "env://KT_AGENT_API_KEY"\n'
+        '\n[shared]\ndata = { target = "/srv/data", services = ["backend"] }\n',
     )
     seen = p.kinfra(
         "agent", "run", "--", "sh", "-c",
@@ -153,3 +154,11 @@ def test_the_api_key_is_passed_at_run_time_and_written_nowhere(
             places[str(path)] = path.read_text(errors="replace")
     assert any("registry.json" in where for where in places)
     assert [where for where, text in places.items() if key in text] == []
+
+    # The shared data is there, read-only.
+    (kinfra_home / p.prefix / "shared" / "data" / "prices.csv").write_text("1,2\n")
+    shared = p.kinfra(
+        "agent", "run", "--", "sh", "-c",
+        'cat "$SHARED_DATA_DIR/prices.csv"; touch /shared/data/x 2>/dev/null || echo read-only',
+    )  # fmt: skip
+    assert shared.stdout == "1,2\nread-only\n", shared.stderr

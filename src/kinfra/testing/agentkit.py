@@ -134,6 +134,8 @@ def make_agent_project(
         milestones=milestones,
     )
     assert kinfra(repo, "sandbox", "provision").returncode == 0
+    if "[shared" in extra:
+        assert kinfra(repo, "init-shared", "--minimal").returncode == 0
     worktrees = []
     for target in milestones:
         made = kinfra(repo, "impl", target)
