@@ -59,10 +59,7 @@ def main() -> int:
 
         repo = make_repo(root, "app", with_origin=False)
         bin_dir = root / "bin"
-        bin_dir.mkdir()
-        shim = bin_dir / "claude"
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake_claude.__file__}" "$@"\n')
-        shim.chmod(0o755)
+        fake_claude.install(str(bin_dir))
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
         plan = root / "M9_bench.md"
         plan.write_text(

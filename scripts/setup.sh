@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ensure-docker.sh
 bash scripts/ensure-agents.sh
+bash scripts/ensure-prometheus.sh
 
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "setup: kinfra needs Python >= 3.11 (found: $(python3 --version 2>&1))" >&2

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from kinfra.adapters.process import group_alive
-from kinfra.errors import Interrupted, TaskFailedError
+from kinfra.errors import Interrupted, NeedsHumanError
 from kinfra.orch.runloop import RunEvent, RunOptions, run_plan
 from kinfra.orch.state import load_state
 from kinfra.paths import project_home
 from kinfra.testing import agentkit, agents
 from kinfra.testing.agentkit import AgentProject, make_agent_project
-from kinfra.testing.model_server import Hang, ModelServer, RunCommand, WriteFile, done
+from kinfra.testing.model_server import Forever, Hang, ModelServer, RunCommand, WriteFile, done
 
 PLAN = "docs/designs/genome/implementation/M1_plan.md"  # "## Task 1.1: do something"
 CONFIG = """
@@ -123,16 +123,17 @@ def test_the_idle_watchdog_stops_a_hung_agent_inside(
     mock: ModelServer, project: AgentProject
 ) -> None:
     p, wt = project, project.worktree
-    mock.script(Hang(120), key="Task 1.1")
+    mock.script(Forever(Hang(120)), key="Task 1.1")
     options = RunOptions(
         plan_path=wt / PLAN, workdir=wt, kill_grace=1.0, in_container=True, idle_timeout=4
     )
     summary = run_plan(options)
-    with pytest.raises(TaskFailedError):
+    # hung twice the same way: a loop, for a human
+    with pytest.raises(NeedsHumanError, match=r"needs a human \(loop\)"):
         summary.raise_for_outcome()
-    attempt = summary.state.task("1.1").attempts[0]
-    assert (attempt.outcome, attempt.status) == ("idle_timeout", "failed")
-    assert "no output for 4s" in (attempt.error or "")
+    attempts = summary.state.task("1.1").attempts
+    assert [(a.outcome, a.status) for a in attempts] == [("idle_timeout", "failed")] * 2
+    assert "no output for 4s" in (attempts[0].error or "")
     assert claude_processes(p) == []
 
 

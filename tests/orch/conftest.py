@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +80,7 @@ class Agentry:
 def agentry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Agentry:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    shim = bin_dir / "claude"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
-    shim.chmod(0o755)
+    fake_claude.install(str(bin_dir))
     a = Agentry(bin_dir, tmp_path / "invocations.jsonl", tmp_path / "scenario.json")
     a.scenario()
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

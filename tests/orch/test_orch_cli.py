@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,14 @@ from kinfra.adapters.process import group_alive
 from kinfra.paths import project_home
 
 if TYPE_CHECKING:
-    from conftest import Agentry
+    from conftest import Agentry, WriteConfig
 
 
 def kinfra(
-    *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kinfra", *[str(a) for a in args]],
@@ -30,6 +34,7 @@ def kinfra(
         cwd=cwd,
         capture_output=True,
         text=True,
+        input=input,
         timeout=60,
     )
 
@@ -80,21 +85,56 @@ def test_plan_command(seed_plan: Path, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_exit_codes_and_json_reports(agentry: Agentry, repo: Path, plan3: Path) -> None:
+def test_exit_codes_questions_answers_and_json_reports(
+    agentry: Agentry, repo: Path, plan3: Path, kinfra_toml: WriteConfig, tmp_path: Path
+) -> None:
+    kinfra_toml(backoff=[])  # an API error fails the task at once
     env = agentry.env()
     agentry.scenario(
         {"name": "success", "cost": 0.5},
-        task_3_2=[{"name": "needs_human", "cost": 0.5}, "crash", {"name": "done", "cost": 0.5}],
+        task_3_2=[{"name": "needs_human", "cost": 0.5}, "api_error", {"name": "done", "cost": 0.5}],
     )
     result = kinfra("orch", "run", plan3, cwd=repo, env=env)  # workdir: the checkout we stand in
     assert result.returncode == 4, result.stderr
-    assert "task 3.2 (Second) needs a human: Should config/ be mounted" in result.stderr
+    question = "Should config/ be mounted read-only in the override?"
+    assert f"task 3.2 (Second) needs a human (needs_human): {question}" in result.stderr
+    assert f"? task 3.2 asks: {question}" in result.stderr
     assert "✓ task 3.1 done" in result.stderr
+    assert "hint: answer with `kinfra orch answer" in result.stderr
+
+    # the open question, with how long it has waited, in status and machine-wide
+    status = kinfra("orch", "status", cwd=repo)
+    assert re.search(
+        rf"\? task 3.2 \(needs_human\), waiting \d+ s: {re.escape(question)}", status.stdout
+    )
+    listed = json.loads(kinfra("orch", "questions", "--json").stdout)
+    assert [(q["project"], q["milestone"], q["task"], q["question"]) for q in listed] == [
+        ("app", "M3", "3.2", question)
+    ]
+    assert "app      M3         3.2   needs_human" in kinfra("orch", "questions").stdout
+
+    # resume without an answer stops again, the agent untouched
+    result = kinfra("orch", "resume", plan3, "--workdir", repo, env=env)
+    assert result.returncode == 4 and len(agentry.invocations("3.2")) == 1
+
+    bad = kinfra("orch", "answer", plan3, "--workdir", repo)
+    assert bad.returncode == 1 and "give the answer once" in bad.stderr
+    empty = kinfra("orch", "answer", plan3, "  ", "--workdir", repo)
+    assert empty.returncode == 1 and "the answer is empty" in empty.stderr
+    answer = tmp_path / "answer.txt"
+    answer.write_text("Read-only, please.\n")
+    result = kinfra("orch", "answer", plan3, "--file", answer, "--workdir", repo)
+    assert result.returncode == 0, result.stderr
+    assert "✓ answered question 1 of M3 (task 3.2, waited" in result.stdout
+    again = kinfra("orch", "answer", plan3, "-", "--workdir", repo, input="more")
+    assert again.returncode == 1 and "M3 has no open question" in again.stderr
+    assert json.loads(kinfra("orch", "questions", "--json").stdout) == []
 
     result = kinfra("orch", "resume", plan3, "--workdir", repo, env=env)
     assert result.returncode == 1
-    assert "task 3.2 (Second) failed on attempt 2" in result.stderr
+    assert "task 3.2 (Second) failed on attempt 2: API error" in result.stderr
     assert "hint: see `kinfra orch status" in result.stderr
+    assert "Read-only, please.\n" in agentry.invocations("3.2")[1]["prompt"]
 
     result = kinfra("orch", "resume", plan3, "--workdir", repo, env=env)
     assert result.returncode == 0, result.stderr
@@ -103,12 +143,15 @@ def test_exit_codes_and_json_reports(agentry: Agentry, repo: Path, plan3: Path) 
     status = json.loads(kinfra("orch", "status", plan3, "--json", cwd=repo).stdout)
     assert status[0]["counts"]["done"] == 3
     assert [t["attempts"] for t in status[0]["tasks"]] == [1, 3, 1]
-    history = json.loads(kinfra("orch", "history", "-n", "2", "--json", cwd=repo).stdout)
-    assert [h["outcome"] for h in history] == ["done", "failed"]
+    (asked,) = status[0]["questions"]
+    assert asked["answer"] == "Read-only, please.\n" and asked["delivered"]
+    assert asked["time_to_answer"] is not None and not asked["open"]
+    history = json.loads(kinfra("orch", "history", "-n", "3", "--json", cwd=repo).stdout)
+    assert [h["outcome"] for h in history] == ["done", "failed", "needs_human"]
     costs = json.loads(kinfra("orch", "costs", "--json", "--since", "2000-01-01", cwd=repo).stdout)
-    # 3.1, 3.2 (needs_human), 3.2 (done) and 3.3 at $0.5; the crash reported no cost
+    # 3.1, 3.2 (needs_human), 3.2 (done) and 3.3 at $0.5; the API error reported $0
     assert costs["cost_usd"] == 2.0
-    assert costs["attempts"] == 5 and costs["attempts_without_cost"] == 1
+    assert costs["attempts"] == 5 and costs["attempts_without_cost"] == 0
     table = kinfra("orch", "costs", "--by-milestone", cwd=repo)
     assert "M3         $2.0000  5" in table.stdout
 

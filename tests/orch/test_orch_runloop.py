@@ -10,6 +10,7 @@ import pytest
 
 from kinfra.adapters.statefile import atomic_write_json
 from kinfra.errors import NeedsHumanError, OrchestratorError, StateFileError, TaskFailedError
+from kinfra.orch.escalation import record_answer as answer_question
 from kinfra.orch.runloop import NO_STATUS, RunEvent, RunOptions, run_plan
 from kinfra.orch.state import TaskStatus, load_state
 from kinfra.paths import project_home
@@ -79,53 +80,63 @@ def test_resume_without_state(agentry: Agentry, repo: Path, plan3: Path) -> None
         run_plan(_options(plan3, repo), resume=True)
 
 
-def test_failed_task_stops_the_run_and_resume_tries_it_again(
+def test_failed_attempt_is_retried_told_what_failed_in_its_session(
     agentry: Agentry, repo: Path, plan3: Path
 ) -> None:
     agentry.scenario("success", task_3_2=["crash", "success"])
     summary = run_plan(_options(plan3, repo))
-    assert summary.outcome == "failed"
-    assert summary.stopped_at == "3.2"
-    assert summary.ran == ("3.1", "3.2")
-    state = summary.state
-    assert state.task("3.3").status is TaskStatus.PENDING
-    crashed = state.task("3.2").attempts[0]
-    assert crashed.outcome == "crashed"
+    assert summary.outcome == "done"
+    assert summary.ran == ("3.1", "3.2", "3.3")
+    crashed, retried = summary.state.task("3.2").attempts
+    assert crashed.outcome == "crashed" and crashed.status == "failed"
     assert crashed.error is not None and "without a result event (exit 3)" in crashed.error
-    with pytest.raises(TaskFailedError, match=r"task 3.2 \(Second\) failed on attempt 1"):
-        summary.raise_for_outcome()
+    assert crashed.signature is not None
+    assert retried.outcome == "success" and retried.resumed_session
+    call = agentry.invocations("3.2")[1]
+    assert call["argv"][call["argv"].index("--resume") + 1] == crashed.session_id
+    assert call["prompt"].startswith(f"Your attempt at Task 3.2 (Second) failed: {crashed.error}")
+    assert "This is attempt 2 of 3." in call["prompt"]
 
+
+def test_a_task_that_fails_stops_the_run_and_resume_tries_it_again(
+    agentry: Agentry, repo: Path, plan3: Path, kinfra_toml: WriteConfig
+) -> None:
+    kinfra_toml(backoff=[])  # an API error fails the task at once
+    agentry.scenario("success", task_3_2=["api_error", "success"])
+    summary = run_plan(_options(plan3, repo))
+    assert (summary.outcome, summary.stopped_at, summary.ran) == ("failed", "3.2", ("3.1", "3.2"))
+    assert summary.state.task("3.3").status is TaskStatus.PENDING
+    with pytest.raises(TaskFailedError, match=r"task 3.2 \(Second\) failed on attempt 1: API"):
+        summary.raise_for_outcome()
     summary = run_plan(_options(plan3, repo), resume=True)
     assert summary.outcome == "done"
     assert summary.ran == ("3.2", "3.3")  # 3.1 is done: never run again
     assert len(agentry.invocations("3.1")) == 1
-    assert [a.outcome for a in summary.state.task("3.2").attempts] == ["crashed", "success"]
-    # a crash starts a fresh session, with the previous error in the prompt
-    second = agentry.invocations("3.2")[1]
-    assert "--resume" not in second["argv"]
+    assert [a.outcome for a in summary.state.task("3.2").attempts] == ["api_error", "success"]
 
 
-def test_max_turns_is_resumed_in_the_same_session(
+def test_max_turns_continues_the_session_under_the_runs_limits(
     agentry: Agentry, repo: Path, plan3: Path
 ) -> None:
-    agentry.scenario("success", task_3_1=["max_turns", "success"])
+    agentry.scenario("success", task_3_1=["max_turns", "max_turns", "success"])
     summary = run_plan(_options(plan3, repo, max_turns=3))
-    assert summary.outcome == "failed"
-    first = summary.state.task("3.1").attempts[0]
-    assert first.error == "reached the max-turns limit (3 turns)"
-    assert first.turns == 3
-    session = first.session_id
+    # the same failure twice in a row: a loop, for a human to look at
+    assert summary.outcome == "needs_human"
+    first, second = summary.state.task("3.1").attempts
+    assert first.error == "reached the max-turns limit (3 turns)" and first.turns == 3
+    assert second.resumed_session and second.session_id == first.session_id
+    (question,) = summary.state.open_questions()
+    assert question.kind.value == "loop" and "max-turns" in question.text
+    answer_question(plan3, "Go on, split the work.", repo)
     summary = run_plan(_options(plan3, repo), resume=True)
     assert summary.outcome == "done"
-    argv = agentry.invocations("3.1")[1]["argv"]
-    assert argv[argv.index("--resume") + 1] == session
+    argv = agentry.invocations("3.1")[2]["argv"]
+    assert argv[argv.index("--resume") + 1] == first.session_id
     # resume runs under the limits `orch run` was given
     assert argv[argv.index("--max-turns") + 1] == "3"
-    attempt = summary.state.task("3.1").attempts[1]
-    assert attempt.resumed_session and attempt.session_id == session
 
 
-def test_needs_human_is_recorded_and_exits_distinctly(
+def test_needs_human_saves_the_question_and_the_answer_goes_into_the_same_session(
     agentry: Agentry, repo: Path, plan3: Path
 ) -> None:
     agentry.scenario("success", task_3_2="needs_human")
@@ -134,61 +145,86 @@ def test_needs_human_is_recorded_and_exits_distinctly(
     task = summary.state.task("3.2")
     assert task.status is TaskStatus.NEEDS_HUMAN
     assert task.last is not None
-    assert task.last.question == "Should config/ be mounted read-only in the override?"
     assert task.last.summary == "generator written except the config mount"
+    (question,) = summary.state.questions
+    assert question.text == "Should config/ be mounted read-only in the override?"
+    assert question.session_id == task.last.session_id and question.asked
     with pytest.raises(NeedsHumanError) as caught:
         summary.raise_for_outcome()
     assert caught.value.exit_code == 4
-    assert "Should config/ be mounted read-only" in caught.value.message
+    assert "task 3.2 (Second) needs a human (needs_human): Should config/" in caught.value.message
+    assert "kinfra orch answer" in (caught.value.hint or "")
 
-    # resume continues the agent's session, telling it the human has looked
+    # no answer yet: resume asks again without running the agent
+    summary = run_plan(_options(plan3, repo), resume=True)
+    assert summary.outcome == "needs_human" and len(agentry.invocations("3.2")) == 1
+
+    answer = "Yes: read-only.\nAnd keep the mount path as it is."
+    answer_question(plan3, answer, repo)
     agentry.scenario("success")
     summary = run_plan(_options(plan3, repo), resume=True)
     assert summary.outcome == "done"
     call = agentry.invocations("3.2")[1]
     assert call["argv"][call["argv"].index("--resume") + 1] == task.last.session_id
-    assert call["prompt_head"].startswith("You stopped Task 3.2 (Second) to ask for a human")
+    assert answer in call["prompt"]  # verbatim
+    (question,) = summary.state.questions
+    assert question.answer == answer and question.delivered
+    assert question.wait is not None and question.wait >= 0
+    assert summary.state.task("3.2").attempts[1].answered == question.number
 
 
-def test_api_error_fails_the_task(agentry: Agentry, repo: Path, plan3: Path) -> None:
-    agentry.scenario("api_error")
+def test_blocked_is_escalated_the_same_way(agentry: Agentry, repo: Path, plan3: Path) -> None:
+    agentry.scenario("success", task_3_1="blocked")
     summary = run_plan(_options(plan3, repo))
-    attempt = summary.state.task("3.1").attempts[0]
-    assert (summary.outcome, attempt.outcome) == ("failed", "api_error")
+    assert summary.outcome == "blocked"
+    (question,) = summary.state.questions
+    assert (question.kind.value, question.text) == ("blocked", "cannot reach the database")
+    with pytest.raises(NeedsHumanError, match="needs a human \\(blocked\\)"):
+        summary.raise_for_outcome()
 
 
-def test_hung_agent_becomes_a_failed_attempt(
+def test_hung_agent_is_a_failed_attempt_and_twice_is_a_loop(
     agentry: Agentry, repo: Path, plan3: Path, kinfra_toml: WriteConfig
 ) -> None:
     kinfra_toml(idle_timeout=1)
     agentry.scenario("hang")
     summary = run_plan(_options(plan3, repo))
-    attempt = summary.state.task("3.1").attempts[0]
-    assert summary.outcome == "failed"
-    assert attempt.outcome == "idle_timeout"
-    assert attempt.error == "no output for 1s: killed (hung agent)"
+    assert summary.outcome == "needs_human"
+    attempts = summary.state.task("3.1").attempts
+    assert [a.outcome for a in attempts] == ["idle_timeout", "idle_timeout"]
+    assert attempts[0].error == "no output for 1s: killed (hung agent)"
+    assert summary.state.questions[0].kind.value == "loop"
 
 
-def test_without_status_block_the_task_is_not_done(
+def test_without_a_status_block_the_attempt_failed(
     agentry: Agentry, repo: Path, plan3: Path
 ) -> None:
     agentry.scenario({"name": "success", "status": False})
     summary = run_plan(_options(plan3, repo))
-    assert summary.outcome == "failed"
-    attempt = summary.state.task("3.1").attempts[0]
-    assert (attempt.outcome, attempt.status) == ("success", "failed")
-    assert attempt.error == NO_STATUS and attempt.summary is None
+    assert summary.outcome == "needs_human"  # never a false done; twice the same: a loop
+    first = summary.state.task("3.1").attempts[0]
+    assert (first.outcome, first.status) == ("success", "failed")
+    assert first.error == NO_STATUS and first.summary is None
 
 
 def test_check_command_must_pass_and_commit_carries_the_task_id(
     agentry: Agentry, repo: Path, plan3: Path, kinfra_toml: WriteConfig
 ) -> None:
-    kinfra_toml(check="test -f fake_agent_3.1.txt && test ! -f fake_agent_3.2.txt", commit=True)
+    kinfra_toml(
+        check="test -f fake_agent_3.1.txt && test ! -f fake_agent_3.2.txt || "
+        "{ echo checked at $(date +%s%N) in $PWD; exit 1; }",
+        commit=True,
+    )
     summary = run_plan(_options(plan3, repo))
-    assert summary.outcome == "failed"
+    assert summary.outcome == "needs_human"
     assert summary.stopped_at == "3.2"
-    error = summary.state.task("3.2").last_error
-    assert error is not None and error.startswith("check `test -f fake_agent_3.1.txt")
+    first, second = summary.state.task("3.2").attempts
+    assert first.error is not None and first.error.startswith("check `test -f fake_agent_3.1.txt")
+    assert first.detail is not None and first.detail.startswith("checked at ")
+    # the output differs (a time, a path) but not its shape: the same signature, a loop
+    assert first.detail != second.detail and first.signature == second.signature
+    retry = agentry.invocations("3.2")[1]["prompt"]
+    assert first.detail in retry  # the retry is told what the check printed
     assert "Run the project's tests with: `make test`" in agentry.invocations("3.1")[0]["prompt"]
     log = git(repo, "log", "--format=%s").stdout.splitlines()
     assert log[0] == "M3 Task 3.1: First"
@@ -198,9 +234,10 @@ def test_check_command_must_pass_and_commit_carries_the_task_id(
 
 
 def test_changed_plan_on_resume_matches_tasks_by_id(
-    agentry: Agentry, repo: Path, plan3: Path
+    agentry: Agentry, repo: Path, plan3: Path, kinfra_toml: WriteConfig
 ) -> None:
-    agentry.scenario("success", task_3_2="crash")
+    kinfra_toml(backoff=[])
+    agentry.scenario("success", task_3_2="api_error")
     run_plan(_options(plan3, repo))
     # reorder, drop 3.3, add 3.4: tasks are matched by id, not position
     text = plan3.read_text()

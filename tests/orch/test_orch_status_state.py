@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,20 @@ import pytest
 from kinfra.errors import StateFileError
 from kinfra.orch.agents.base import AgentOutcome, AgentResult
 from kinfra.orch.runloop import NO_STATUS, judge
-from kinfra.orch.state import Attempt, RunState, TaskState, TaskStatus, load_state, save_state
+from kinfra.orch.state import (
+    Attempt,
+    E2EResult,
+    E2ERun,
+    E2EState,
+    E2EStatus,
+    Question,
+    QuestionKind,
+    RunState,
+    TaskState,
+    TaskStatus,
+    load_state,
+    save_state,
+)
 from kinfra.orch.status_block import AgentStatus, parse_status_block
 
 
@@ -84,6 +98,17 @@ def test_state_round_trips_through_the_versioned_file(tmp_path: Path) -> None:
     save_state(path, _state())
     loaded = load_state(path)
     assert loaded == _state()
+    # with questions, answers and E2E results too
+    question = Question(1, "1.2", QuestionKind.LOOP, "why?", "2026-01-01T00:00:00Z", "sid", "so")
+    fix = Attempt(1, "s2", "t", kind="fix", signature="abc", api_error=None, backoff=3.0)
+    e2e = E2EState(
+        E2EStatus.FAILED,
+        (E2ERun(1, "t", "command", "t2", E2EResult.FAIL, "FAIL x"),),
+        (fix,),
+    )
+    full = replace(_state(), questions=(question,), e2e=e2e)
+    save_state(path, full)
+    assert load_state(path) == full
     assert loaded is not None and loaded.cost_usd == 0.5
     assert loaded.counts()["done"] == 1 and loaded.counts()["pending"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["M1.json"]  # no temp file left
@@ -98,3 +123,25 @@ def test_corrupt_state_is_reported_and_left_alone(tmp_path: Path) -> None:
     with pytest.raises(StateFileError, match="invalid JSON"):
         load_state(path)
     assert path.read_text() == '{"version": 1, "tas'
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"questions": [{"number": "1"}]},
+        {"questions": [1]},
+        {"questions": [{"number": 1, "task_id": "1.1", "kind": "nope", "text": "?", "asked": "t"}]},
+        {"e2e": {"status": "flying"}},
+        {"e2e": {"runs": [{"number": 1, "started": "t", "mode": "command", "result": 3}]}},
+        {"e2e": []},
+    ],
+)
+def test_junk_in_the_new_fields_is_a_corrupt_state(tmp_path: Path, junk: dict[str, object]) -> None:
+    from kinfra.orch.state import state_to_dict
+
+    path = tmp_path / "M1.json"
+    data = state_to_dict(_state())
+    data.update(junk)
+    path.write_text(__import__("json").dumps(data))
+    with pytest.raises(StateFileError, match="is corrupt"):
+        load_state(path)

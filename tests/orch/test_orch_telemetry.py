@@ -21,6 +21,10 @@ from kinfra.orch.telemetry import (
     ATTEMPTS_METRIC,
     COST_METRIC,
     DURATION_METRIC,
+    ESCALATIONS_METRIC,
+    LOOPS_METRIC,
+    OPERATION_METRIC,
+    RETRIES_METRIC,
     TASKS_METRIC,
     TOKENS_METRIC,
     Telemetry,
@@ -28,13 +32,13 @@ from kinfra.orch.telemetry import (
 from kinfra.paths import project_home
 
 if TYPE_CHECKING:
-    from conftest import Agentry
+    from conftest import Agentry, WriteConfig
 
 
 def test_span_tree_attributes_metrics_and_traceparent(
     agentry: Agentry, repo: Path, plan3: Path
 ) -> None:
-    agentry.scenario({"name": "success", "cost": 0.25}, task_3_3="crash")
+    agentry.scenario({"name": "success", "cost": 0.25}, task_3_3=["crash", "crash"])
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -42,17 +46,17 @@ def test_span_tree_attributes_metrics_and_traceparent(
     telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]))
 
     summary = run_plan(RunOptions(plan3, workdir=repo), telemetry=telemetry)
-    assert summary.outcome == "failed"
+    assert summary.outcome == "needs_human"  # 3.3 crashed twice the same way: a loop
 
     finished = spans.get_finished_spans()
     (root,) = [s for s in finished if s.parent is None]
     assert root.name == "invoke_workflow M3"
     assert root.attributes is not None
     assert root.attributes["kinfra.run.id"] == summary.run_id
-    assert root.attributes["kinfra.outcome"] == "failed"
+    assert root.attributes["kinfra.outcome"] == "needs_human"
     assert root.attributes["kinfra.tasks.done"] == 2
     children = [s for s in finished if s.parent is not None]
-    assert [s.name for s in children] == ["invoke_agent claude"] * 3
+    assert [s.name for s in children] == ["invoke_agent claude"] * 4
     assert all(s.parent is not None and s.parent.span_id == root.context.span_id for s in children)
     first = children[0].attributes
     assert first is not None
@@ -61,6 +65,7 @@ def test_span_tree_attributes_metrics_and_traceparent(
     assert first["gen_ai.provider.name"] == "anthropic"
     assert first["kinfra.task.id"] == "3.1"
     assert first["kinfra.attempt"] == 1
+    assert first["kinfra.attempt.kind"] == "task"
     assert first["kinfra.cost_usd"] == 0.25
     assert first["gen_ai.usage.input_tokens"] == 400
     assert first["gen_ai.conversation.id"] == agentry.invocations("3.1")[0]["session_id"]
@@ -80,9 +85,17 @@ def test_span_tree_attributes_metrics_and_traceparent(
     metrics = {
         m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
     }
-    assert {TASKS_METRIC, ATTEMPTS_METRIC, COST_METRIC, TOKENS_METRIC, DURATION_METRIC} <= set(
-        metrics
-    )
+    assert {
+        TASKS_METRIC,
+        ATTEMPTS_METRIC,
+        COST_METRIC,
+        TOKENS_METRIC,
+        DURATION_METRIC,
+        OPERATION_METRIC,
+        RETRIES_METRIC,
+        LOOPS_METRIC,
+        ESCALATIONS_METRIC,
+    } <= set(metrics)
     cost_points = list(metrics[COST_METRIC].data.data_points)
     assert sum(p.value for p in cost_points) == 0.5  # type: ignore[attr-defined]
     token_types = {
@@ -96,19 +109,29 @@ def test_span_tree_attributes_metrics_and_traceparent(
         for p in metrics[TASKS_METRIC].data.data_points
         if p.attributes
     }
-    assert statuses == {"done": 2, "failed": 1}
+    assert statuses == {"done": 2, "needs_human": 1}
     histogram = list(metrics[DURATION_METRIC].data.data_points)
     assert all(isinstance(p, HistogramDataPoint) for p in histogram)
     assert sum(p.count for p in histogram) == 3  # type: ignore[attr-defined]
+    operations = list(metrics[OPERATION_METRIC].data.data_points)
+    assert sum(p.count for p in operations) == 4  # type: ignore[attr-defined]
+    (retry,) = metrics[RETRIES_METRIC].data.data_points
+    assert retry.attributes == {"kinfra.milestone": "M3", "kinfra.retry.reason": "crashed"}
+    (loop,) = metrics[LOOPS_METRIC].data.data_points
+    assert loop.value == 1  # type: ignore[attr-defined]
+    (escalation,) = metrics[ESCALATIONS_METRIC].data.data_points
+    assert escalation.attributes is not None
+    assert escalation.attributes["kinfra.question.kind"] == "loop"
 
 
 def test_jsonl_default_costs_sum_exactly_and_history(
-    agentry: Agentry, repo: Path, plan3: Path
+    agentry: Agentry, repo: Path, plan3: Path, kinfra_toml: WriteConfig
 ) -> None:
+    kinfra_toml(backoff=[])  # an API error fails the task at once
     agentry.scenario(
         {"name": "success", "cost": 0.1},
         task_3_1={"name": "success", "cost": 0.2},
-        task_3_2=[{"name": "crash"}, {"name": "success", "cost": 0.3}],
+        task_3_2=[{"name": "api_error"}, {"name": "success", "cost": 0.3}],
     )
     first = run_plan(RunOptions(plan3, workdir=repo))
     second = run_plan(RunOptions(plan3, workdir=repo), resume=True)
@@ -117,8 +140,8 @@ def test_jsonl_default_costs_sum_exactly_and_history(
     costs = run_costs(workdir=repo, by_milestone=True)
     assert costs["cost_usd"] == 0.6  # 0.2 + 0.3 + 0.1 as the agent reported them
     assert costs["attempts"] == 4
-    # the crash has no result: it keeps the tokens its stream showed (one message)
-    assert costs["tokens"]["input"] == 3 * 400 + 10
+    # the API error's result reports one turn's tokens
+    assert costs["tokens"]["input"] == 3 * 400 + 100
     assert costs["milestones"] == [
         {"milestone": "M3", "cost_usd": 0.6, "attempts": 4, "tokens": costs["tokens"]}
     ]
@@ -136,7 +159,8 @@ def test_jsonl_default_costs_sum_exactly_and_history(
     cost_lines = [r for r in records if r["kind"] == "metric" and r["name"] == COST_METRIC]
     assert round(sum(r["value"] for r in cost_lines), 9) == 0.6
     durations = [r for r in records if r["kind"] == "metric" and r["name"] == DURATION_METRIC]
-    assert sum(r["count"] for r in durations) == 4
+    assert sum(r["count"] for r in durations) == 4  # 3.1, 3.2 failed, 3.2 done, 3.3
+    assert all(len(r["buckets"]) == len(r["bounds"]) + 1 for r in durations)
 
     (status,) = run_status(workdir=repo)
     assert status["counts"]["done"] == 3

@@ -3,7 +3,6 @@ release), with a CODEX_HOME whose provider is the mock model server."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from kinfra.orch.agents.base import AgentOutcome, AgentProgress
@@ -121,16 +120,18 @@ def test_a_run_with_codex_judges_by_the_status_line(
     real_codex.script(Forever(done("ok")))
     options = RunOptions(plan_path=plan3, workdir=repo, agent="codex", kill_grace=1.0)
     summary = run_plan(options)
-    assert (summary.outcome, summary.stopped_at) == ("failed", "3.2")
+    assert summary.outcome == "done"
     first = summary.state.task("3.1").attempts[0]
     assert (first.status, first.summary) == ("done", "first")
     assert (repo / "first.txt").read_text() == "1\n"
-    no_status = summary.state.task("3.2").attempts[0]
+    # no STATUS line: a failed attempt, retried in its session, told what failed
+    no_status, retried = summary.state.task("3.2").attempts
     assert (no_status.outcome, no_status.status, no_status.error) == (
         "success",
         "failed",
         NO_STATUS,
     )
-    summary = run_plan(replace(options, agent=None), resume=True)
-    assert summary.outcome == "done"
-    assert summary.state.task("3.2").attempts[1].summary == "second"
+    assert retried.resumed_session and retried.session_id == no_status.session_id
+    assert retried.summary == "second"
+    told = real_codex.requests("Task 3.2")[-1].user_texts()[-1]
+    assert told.startswith(f"Your attempt at Task 3.2 (Second) failed: {NO_STATUS}")

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kinfra.adapters.process import group_alive
-from kinfra.errors import Interrupted, OrchestratorError, TaskFailedError
+from kinfra.errors import Interrupted, NeedsHumanError, OrchestratorError
+from kinfra.orch.escalation import record_answer
 from kinfra.orch.report import run_costs
 from kinfra.orch.runloop import RunEvent, RunOptions, run_plan
 from kinfra.orch.state import TaskStatus, load_state
@@ -120,14 +121,18 @@ def test_max_turns_then_resume_keeps_the_limit(
     kinfra_toml(allowed_tools=TOOLS)
     real_claude.script(Forever(RunCommand("echo still failing")), key="Task 3.1")
     summary = run_plan(_options(plan3, repo, max_turns=2))
-    first = summary.state.task("3.1").attempts[0]
+    first, second = summary.state.task("3.1").attempts  # retried, then the same again: a loop
     assert (first.outcome, first.turns) == ("max_turns", 2)
     assert first.error == "reached the max-turns limit (2 turns)"
-    summary = run_plan(_options(plan3, repo), resume=True)  # no --max-turns this time
-    second = summary.state.task("3.1").attempts[1]
     assert second.resumed_session and second.session_id == first.session_id
-    assert (second.outcome, second.turns) == ("max_turns", 2)
-    assert len(real_claude.requests("Task 3.1")) == 4  # 2 + 2: not the default 50
+    assert summary.outcome == "needs_human"
+    record_answer(plan3, "Keep going.", repo)
+    summary = run_plan(_options(plan3, repo), resume=True)  # no --max-turns this time
+    third = summary.state.task("3.1").attempts[2]
+    assert third.resumed_session and third.session_id == first.session_id
+    assert (third.outcome, third.turns) == ("max_turns", 2)
+    # 2 turns an attempt, 4 attempts (a new budget after the answer): not the default 50
+    assert len(real_claude.requests("Task 3.1")) == 8
 
 
 def test_needs_human_then_a_lost_transcript_falls_back_to_a_fresh_session(
@@ -144,6 +149,7 @@ def test_needs_human_then_a_lost_transcript_falls_back_to_a_fresh_session(
     asked = summary.state.task("3.1").attempts[0]
     assert asked.question == "Postgres or SQLite?"
     shutil.rmtree(_agent_home())  # the saved session is gone (another machine, a cleanup)
+    record_answer(plan3, "SQLite.", repo)
 
     events: list[RunEvent] = []
     summary = run_plan(_options(plan3, repo), resume=True, on_event=events.append)
@@ -160,24 +166,28 @@ def test_needs_human_then_a_lost_transcript_falls_back_to_a_fresh_session(
     prompt = fresh.user_texts()[0]
     assert "You are implementing Task 3.1 of milestone M3" in prompt
     assert "Its summary of what it did: schema drafted" in prompt
+    assert "The answer, verbatim:\n\nSQLite.\n" in prompt  # the answer is not lost either
 
 
 def test_refused_tools_fail_the_task_naming_the_setting(
     real_claude: ModelServer, repo: Path, plan3: Path
 ) -> None:
-    real_claude.script(RunCommand("sh -c 'echo ran > ran.txt'"), done("all good"), key="Task 3.1")
+    attempt = [RunCommand("sh -c 'echo ran > ran.txt'"), done("all good")]
+    real_claude.script(*attempt, *attempt, key="Task 3.1")
     summary = run_plan(_options(plan3, repo))
-    assert summary.outcome == "failed" and summary.stopped_at == "3.1"
-    attempt = summary.state.task("3.1").attempts[0]
-    assert attempt.outcome == "permission_denied"
-    with pytest.raises(TaskFailedError, match=r'allowed_tools = \["Bash", \.\.\.\] in kinfra.toml'):
+    # refused twice the same way: a loop, and the question names the setting
+    assert summary.outcome == "needs_human" and summary.stopped_at == "3.1"
+    attempts = summary.state.task("3.1").attempts
+    assert [a.outcome for a in attempts] == ["permission_denied", "permission_denied"]
+    with pytest.raises(NeedsHumanError, match=r'allowed_tools = \["Bash", \.\.\.\] in kinfra.toml'):
         summary.raise_for_outcome()
     assert not (repo / "ran.txt").exists()
 
 
 def test_api_retries_show_in_progress_and_a_lasting_failure_fails_the_task(
-    real_claude: ModelServer, repo: Path, plan3: Path
+    real_claude: ModelServer, repo: Path, plan3: Path, kinfra_toml: WriteConfig
 ) -> None:
+    kinfra_toml(backoff=[])  # no waits of kinfra's own after the CLI's retries
     real_claude.script(*failures(529, 3), key="Task 3.1")
     events: list[RunEvent] = []
     summary = run_plan(_options(plan3, repo), on_event=events.append)

@@ -272,3 +272,22 @@ def redact_exception(exc: BaseException, values: Iterable[str]) -> None:
                 current.hint = redact(current.hint, values)
         current.args = tuple(redact(a, values) if isinstance(a, str) else a for a in current.args)
         current = current.__cause__ or current.__context__
+
+
+def local_values(
+    secrets: Mapping[str, str], root: Path, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The values resolvable without a network call (literal, env://,
+    dotenv://), for redaction; ``op://`` ones are skipped, and so is any that
+    does not resolve."""
+    import os
+
+    env = os.environ if environ is None else environ
+    values = []
+    for reference in secrets.values():
+        if kind_of(reference) in ("literal", "env", "dotenv"):
+            try:
+                values.append(_lookup(reference, root, env))
+            except (_Missing, _Failed):
+                continue
+    return values

@@ -21,6 +21,7 @@ from kinfra.errors import ConfigError
 
 if TYPE_CHECKING:
     from kinfra.domain.config_deploy import DeployTarget
+    from kinfra.domain.config_policy import RunPolicy
 
 CONFIG_FILE = "kinfra.toml"
 
@@ -140,6 +141,7 @@ class OrchestratorSettings:
     skip_permissions: bool
     command: tuple[str, ...]  # argv of the generic command agent
     prompt_via: str  # "stdin" or "arg", for the generic command agent
+    policy: RunPolicy  # retries, API backoff, E2E, notifications (domain/config_policy.py)
     sandbox: AgentSandbox = AgentSandbox.HOST  # where each attempt runs
 
 
@@ -243,6 +245,12 @@ class _Table:
         if not all(isinstance(item, int) and not isinstance(item, bool) for item in value):
             raise self.error(key, "expected a list of integers")
         return tuple(value)
+
+    def number_list(self, key: str, default: Any = _REQUIRED) -> tuple[float, ...]:
+        value = self._get(key, default, list, "a list of numbers")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise self.error(key, "expected a list of numbers")
+        return tuple(float(v) for v in value)
 
     def table(self, key: str, required: bool = False) -> _Table:
         value = self._get(key, _REQUIRED if required else {}, dict, "a table")
@@ -595,6 +603,8 @@ def _type_name(value: Any) -> str:
 
 
 def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
+    from kinfra.domain.config_policy import parse_policy  # imports this module
+
     prompt_via = t.text("prompt_via", "stdin")
     if prompt_via not in ("stdin", "arg"):
         raise t.error("prompt_via", f"expected 'stdin' or 'arg', got {prompt_via!r}")
@@ -611,6 +621,7 @@ def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
         command=t.str_list("command", ()),
         prompt_via=prompt_via,
         sandbox=_sandbox(t),
+        policy=parse_policy(t),
     )
     t.done()
     return settings

@@ -174,7 +174,12 @@ def parse_plan(text: str, filename: str) -> Plan:
 
     # Plan-level E2E sections: a non-task heading mentioning E2E.
     for index, level, heading in structural.headings:
-        if re.search(r"\bE2E\b", heading) and not _TASK_HEADING.match(heading):
+        # (Not the milestone's own title, which may name E2E too.)
+        if (
+            re.search(r"\bE2E\b", heading)
+            and not _TASK_HEADING.match(heading)
+            and not _MILESTONE_HEADING.match(heading)
+        ):
             end = _section_end(structural.headings, index, level, len(lines))
             body = "\n".join(lines[index + 1 : end]).strip()
             e2e.append(E2ESection(heading, _strip_rules(body), index + 1, None))

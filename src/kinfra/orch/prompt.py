@@ -57,17 +57,95 @@ def task_prompt(
     return "\n".join(parts) + "\n"
 
 
-def resume_prompt(task: Task, reason: str, *, asked: bool = False) -> str:
-    if asked:
-        opening = (
-            f"You stopped Task {task.id} ({task.title}) to ask for a human ({reason}). "
-            "The human has looked at it: continue the task with the most reasonable "
-            "choice, and say which one you made in your SUMMARY."
-        )
-    else:
-        opening = (
-            f"Your work on Task {task.id} ({task.title}) was interrupted ({reason}). "
-            "Continue where you left off: check what is already done in the worktree, "
-            "finish the task and verify its acceptance criteria."
-        )
+def resume_prompt(task: Task, reason: str) -> str:
+    """For an attempt cut short (interrupted, max turns, a timeout): go on."""
+    opening = (
+        f"Your work on Task {task.id} ({task.title}) was interrupted ({reason}). "
+        "Continue where you left off: check what is already done in the worktree, "
+        "finish the task and verify its acceptance criteria."
+    )
     return opening + "\n\n" + STATUS_CONTRACT + "\n"
+
+
+# --- autonomy: answers, retries, the E2E step ----------------------------------------------
+
+
+def answer_prompt(what: str, question: str, answer: str) -> str:
+    """The human's answer, verbatim, back into the session that asked."""
+    return (
+        f"A human answered the question you asked while working on {what}.\n\n"
+        f"Your question: {question}\n\n"
+        "The answer, verbatim:\n\n"
+        f"{answer}\n\n"
+        "Continue with this answer, finish the work and verify it.\n\n" + STATUS_CONTRACT + "\n"
+    )
+
+
+def retry_prompt(task: Task, number: int, allowed: int, failure: str, detail: str | None) -> str:
+    """What the next attempt is told about the failed one."""
+    parts = [
+        f"Your attempt at Task {task.id} ({task.title}) failed: {failure}",
+    ]
+    if detail:
+        parts += ["", "The end of the output:", "", "```", detail, "```"]
+    parts += [
+        "",
+        f"This is attempt {number} of {allowed}. Find the cause in the worktree, fix it, "
+        "and verify every acceptance criterion before you report done.",
+        "",
+        STATUS_CONTRACT,
+    ]
+    return "\n".join(parts) + "\n"
+
+
+E2E_CONTRACT = """\
+When you stop, end your final message with these lines (and nothing after them):
+
+E2E: pass | fail
+EVIDENCE: <what you ran and what it returned, for each step>
+
+Report `pass` only when every step gave its expected result, with the output
+that shows it. Do not change any file in this step: only run the test."""
+
+
+def e2e_prompt(plan: Plan, slot_env: Mapping[str, str]) -> str:
+    """The agent runs the plan's E2E section(s) against the running sandbox."""
+    parts = [
+        f"Run the E2E test of milestone {plan.milestone}"
+        + (f" ({plan.title})" if plan.title else "")
+        + f", from the plan {plan.source}, against this worktree's running sandbox.",
+        "Every task of the milestone is done; this step checks the result end to end.",
+    ]
+    for section in plan.e2e:
+        parts += ["", f"## {section.name}", "", section.text]
+    if slot_env:
+        parts += ["", "## The sandbox (use these, not default ports)", ""]
+        parts += [f"- {key}={value}" for key, value in sorted(slot_env.items())]
+    parts += ["", "## Reporting", "", E2E_CONTRACT]
+    return "\n".join(parts) + "\n"
+
+
+def e2e_fix_prompt(plan: Plan, number: int, allowed: int, evidence: str) -> str:
+    """After a failed E2E run: fix the code so that the E2E passes."""
+    title = f" ({plan.title})" if plan.title else ""
+    parts = [
+        f"The E2E test of milestone {plan.milestone}{title} failed against this worktree's "
+        "running sandbox. Find the cause in the code and fix it, so that the E2E passes.",
+        "",
+        "What the E2E run reported:",
+        "",
+        "```",
+        evidence.strip() or "(no output)",
+        "```",
+    ]
+    if plan.e2e:
+        parts += ["", "The E2E test (verbatim from the plan):"]
+        for section in plan.e2e:
+            parts += ["", f"## {section.name}", "", section.text]
+    parts += [
+        "",
+        f"This is fix {number} of at most {allowed}; the E2E runs again after it.",
+        "",
+        STATUS_CONTRACT,
+    ]
+    return "\n".join(parts) + "\n"

@@ -16,7 +16,7 @@ from typing import Any
 from kinfra.adapters.lock import lock_holder
 from kinfra.orch.context import RunContext, resolve_context, run_key
 from kinfra.orch.plan import read_plan
-from kinfra.orch.state import RunState, load_state
+from kinfra.orch.state import Question, RunState, load_state
 from kinfra.orch.telemetry import read_records
 
 _ATTEMPT_SPAN = "invoke_agent "
@@ -66,6 +66,9 @@ def _state_entry(state: RunState, running_pid: int | None) -> dict[str, Any]:
                 "last_error": task.last_error,
                 "question": last.question if last else None,
                 "note": last.note if last else None,
+                "failed_attempts": sum(1 for a in task.attempts if a.counts),
+                "api_errors": sum(1 for a in task.attempts if a.api_error),
+                "signature": last.signature if last else None,
             }
         )
     counts = state.counts()
@@ -81,6 +84,49 @@ def _state_entry(state: RunState, running_pid: int | None) -> dict[str, Any]:
         "counts": counts,
         "cost_usd": state.cost_usd,
         "tasks": tasks,
+        "e2e": _e2e_entry(state),
+        "questions": [_question_entry(q) for q in state.questions],
+    }
+
+
+def _e2e_entry(state: RunState) -> dict[str, Any]:
+    e2e = state.e2e
+    last = e2e.last_run
+    return {
+        "status": e2e.status.value,
+        "runs": [
+            {
+                "number": r.number,
+                "mode": r.mode,
+                "result": r.result.value if r.result else None,
+                "started": r.started,
+                "ended": r.ended,
+                "evidence": r.evidence,
+            }
+            for r in e2e.runs
+        ],
+        "fixes": len(e2e.fixes),
+        "cost_usd": e2e.cost_usd,
+        "last_result": last.result.value if last and last.result else None,
+    }
+
+
+def _question_entry(q: Question) -> dict[str, Any]:
+    from kinfra.orch.escalation import seconds_since
+
+    waited = seconds_since(q.asked) if q.open else None
+    return {
+        "number": q.number,
+        "task": q.task_id,
+        "kind": q.kind.value,
+        "question": q.text,
+        "asked": q.asked,
+        "open": q.open,
+        "waiting_seconds": round(waited, 1) if waited is not None else None,
+        "answer": q.answer,
+        "answered": q.answered,
+        "time_to_answer": q.wait,
+        "delivered": q.delivered,
     }
 
 
@@ -108,6 +154,7 @@ def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, 
                 "started": span["start"],
                 "ended": span["end"],
                 "outcome": None,
+                "e2e": None,
                 "tasks": [],
                 "attempts": 0,
                 "cost_usd": 0.0,
@@ -121,6 +168,9 @@ def run_history(limit: int = 10, workdir: Path | None = None) -> list[dict[str, 
             entry["run_key"] = attrs.get("kinfra.run_key") or entry["run_key"]
             entry["tasks_done"] = attrs.get("kinfra.tasks.done")
             entry["tasks_total"] = attrs.get("kinfra.tasks.total")
+            entry["e2e"] = attrs.get("kinfra.e2e.status")
+            entry["e2e_runs"] = attrs.get("kinfra.e2e.runs")
+            entry["e2e_fixes"] = attrs.get("kinfra.e2e.fixes")
         elif name.startswith(_ATTEMPT_SPAN):
             entry["attempts"] += 1
             entry["cost_usd"] = math.fsum([entry["cost_usd"], _cost(attrs)])

@@ -1,16 +1,20 @@
-"""The orchestrator workflow: run a plan's tasks one by one with an agent.
+"""The orchestrator workflow: run a plan's tasks one by one with an agent,
+then its E2E step.
 
 ``run_plan`` (``kinfra orch run``/``resume``) takes the milestone's lock,
-loads or creates the run state, and runs every task that is not done, in plan
-order, saving the state atomically after every transition:
+loads or creates the run state, runs every task that is not done, in plan
+order (``task_runner``: attempts, retries, questions), then the plan's E2E
+step (``e2e``: the E2E and its fixes), saving the state atomically after every
+transition:
 
     pending -> running (attempt recorded, session id saved, agent started)
             -> done | failed | needs_human | blocked
 
-A task that is done is never run again. The run stops at the first task that
-is not done; ``resume`` tries it again, continuing the agent's session when the
-previous attempt was cut short (orchestrator killed, timeout, max turns). The
-lock is released however the run ends (success, error, SIGINT, SIGTERM).
+A task that is done is never run again. The run stops at the first task (or
+E2E step) that is not done: exit 1 when it failed, 4 when it waits for a
+human's answer. ``resume`` goes on from there, continuing the agent's session
+where that helps. The lock is released however the run ends (success, error,
+SIGINT, SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,31 +23,29 @@ import contextlib
 import dataclasses
 import secrets
 import shutil
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kinfra.adapters import git
-from kinfra.adapters.lock import RunLock, process_alive, process_start_time
+from kinfra.adapters.lock import RunLock, process_alive
 from kinfra.adapters.process import HOST, Launcher, stop_group
-from kinfra.adapters.runner import CommandError, CommandNotFoundError, run
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.domain.config_agent import AgentSandbox
-from kinfra.errors import (
-    Interrupted,
-    NeedsHumanError,
-    OrchestratorError,
-    TaskFailedError,
-)
+from kinfra.errors import NeedsHumanError, OrchestratorError, TaskFailedError
 from kinfra.orch.agents import make_agent
-from kinfra.orch.agents.base import Agent, AgentOutcome, AgentProgress, AgentRequest, AgentResult
+from kinfra.orch.agents.base import Agent
 from kinfra.orch.context import RunContext, resolve_context, run_key
-from kinfra.orch.plan import Plan, Task, read_plan
-from kinfra.orch.prompt import resume_prompt, task_prompt
+from kinfra.orch.e2e import E2EStep
+from kinfra.orch.events import EventCallback, EventKind, RunEvent
+from kinfra.orch.invoke import INTERRUPTED, Invoker
+from kinfra.orch.notify import Event
+from kinfra.orch.plan import Plan, read_plan
+from kinfra.orch.services import Asker, Confirmer, RunServices
 from kinfra.orch.state import (
+    E2E_STEP,
     Attempt,
+    E2EStatus,
     RunLimits,
     RunState,
     TaskState,
@@ -52,23 +54,20 @@ from kinfra.orch.state import (
     now_iso,
     save_state,
 )
-from kinfra.orch.status_block import AgentStatus
+from kinfra.orch.task_runner import NO_STATUS as NO_STATUS  # re-exported: callers use them here
+from kinfra.orch.task_runner import TaskRunner
+from kinfra.orch.task_runner import judge as judge
 from kinfra.orch.telemetry import Telemetry, mark_error
 
-INTERRUPTED = "interrupted"
-NO_STATUS = "no STATUS line in the agent's final message (the prompt asks for one)"
-# Outcomes after which the next attempt continues the same agent session.
-_RESUMABLE = {
-    INTERRUPTED,
-    AgentOutcome.MAX_TURNS.value,
-    AgentOutcome.TIMEOUT.value,
-    AgentOutcome.IDLE_TIMEOUT.value,
-    AgentOutcome.API_ERROR.value,
-    AgentOutcome.PERMISSION_DENIED.value,
-}
-
-# The agent stopped to ask: the next attempt continues its session.
-_ASKED = {TaskStatus.NEEDS_HUMAN.value, TaskStatus.BLOCKED.value}
+__all__ = [
+    "NO_STATUS",
+    "EventCallback",
+    "RunEvent",
+    "RunOptions",
+    "RunSummary",
+    "judge",
+    "run_plan",
+]
 
 
 @dataclass(frozen=True)
@@ -83,21 +82,9 @@ class RunOptions:
     restart: bool = False
     kill_grace: float = 5.0  # seconds per stage of INT -> TERM -> KILL
     in_container: bool = False  # each attempt in the worktree's agent container
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """What the CLI shows while a run goes on."""
-
-    kind: str  # "note", "task_start", "progress", "task_end"
-    task_id: str | None = None
-    message: str = ""
-    progress: AgentProgress | None = None
-    status: TaskStatus | None = None
-    attempt: Attempt | None = None
-
-
-EventCallback = Callable[[RunEvent], None]
+    ask: bool = False  # --ask: questions on the terminal (also [orchestrator] ask)
+    asker: Asker | None = None  # the terminal, when there is one
+    confirm_fix: Confirmer | None = None  # --confirm-fixes: a yes/no before each E2E fix
 
 
 @dataclass(frozen=True)
@@ -106,8 +93,8 @@ class RunSummary:
     run_id: str
     state_path: Path
     state: RunState
-    ran: tuple[str, ...]  # task ids attempted by this execution
-    stopped_at: str | None  # the task that is not done, if the run stopped early
+    ran: tuple[str, ...]  # task ids attempted by this execution ("E2E": the E2E step)
+    stopped_at: str | None  # the task (or "E2E") that is not done, if the run stopped early
     notes: tuple[str, ...] = ()
     timings: tuple[tuple[str, float, float], ...] = ()  # (task id, task wall s, agent s)
 
@@ -115,30 +102,43 @@ class RunSummary:
     def outcome(self) -> str:
         if self.stopped_at is None:
             return TaskStatus.DONE.value
+        if self.stopped_at == E2E_STEP:
+            status = self.state.e2e.status
+            return "needs_human" if status is E2EStatus.NEEDS_HUMAN else TaskStatus.FAILED.value
         return self.state.task(self.stopped_at).status.value
 
     def raise_for_outcome(self) -> None:
         """Exit 1 for a failed task, 4 when a human is needed; nothing when done."""
         if self.stopped_at is None:
             return
-        task = self.state.task(self.stopped_at)
-        attempt = task.last
-        counts = self.state.counts()
+        state = self.state
+        counts = state.counts()
         done = f"{counts['done']}/{sum(counts.values())} tasks done"
-        if task.status in (TaskStatus.NEEDS_HUMAN, TaskStatus.BLOCKED):
-            what = "needs a human" if task.status is TaskStatus.NEEDS_HUMAN else "is blocked"
-            detail = (attempt.question or attempt.summary or attempt.error) if attempt else None
+        plan = state.plan_path
+        waiting = [q for q in state.open_questions() if q.task_id == self.stopped_at]
+        if waiting:
+            question = waiting[-1]
+            where = "the E2E step" if question.task_id == E2E_STEP else f"task {question.task_id}"
+            if question.task_id != E2E_STEP:
+                where += f" ({state.task(question.task_id).title})"
             raise NeedsHumanError(
-                f"task {task.id} ({task.title}) {what}: {detail or 'no details given'} ({done})",
-                hint=f"answer in the worktree or edit the plan, then run "
-                f"`kinfra orch resume {self.state.plan_path}`",
+                f"{where} needs a human ({question.kind.value}): {question.text} ({done})",
+                hint=f'answer with `kinfra orch answer {plan} "..."`, then `kinfra orch resume '
+                f"{plan}` gives the answer to the agent",
             )
+        if self.stopped_at == E2E_STEP:
+            last = state.e2e.attempts[-1] if state.e2e.attempts else None
+            raise TaskFailedError(
+                f"the E2E step stopped: {last.error if last and last.error else 'the agent failed'} "
+                f"({done}, ${state.cost_usd:.2f} spent)",
+                hint=f"`kinfra orch resume {plan}` runs the E2E again",
+            )
+        task = state.task(self.stopped_at)
         error = task.last_error or "no details"
         raise TaskFailedError(
             f"task {task.id} ({task.title}) failed on attempt {len(task.attempts)}: {error} "
-            f"({done}, ${self.state.cost_usd:.2f} spent)",
-            hint=f"see `kinfra orch status {self.state.plan_path}`; "
-            f"`kinfra orch resume {self.state.plan_path}` tries it again",
+            f"({done}, ${state.cost_usd:.2f} spent)",
+            hint=f"see `kinfra orch status {plan}`; `kinfra orch resume {plan}` tries it again",
         )
 
 
@@ -164,7 +164,7 @@ def run_plan(
 
     def note(message: str) -> None:
         notes.append(message)
-        emit(RunEvent("note", message=message))
+        emit(RunEvent(EventKind.NOTE, message=message))
 
     key = run_key(plan_path, plan.milestone)
     state_path = ctx.state_path(key)
@@ -213,19 +213,25 @@ def run_plan(
             launcher = container_launcher(ctx.workdir, key, options.kill_grace)
         save_state(state_path, state)
 
-        runner = _TaskRunner(
+        services = RunServices(
             ctx=ctx,
             plan=plan,
-            options=options,
             agent=the_agent,
             telemetry=tel,
+            state=state,
             state_path=state_path,
             logs_dir=ctx.logs_dir(key),
             run_id=run_id,
+            key=key,
             emit=emit,
+            kill_grace=options.kill_grace,
             launcher=launcher,
+            asker=options.asker if (options.ask or settings.policy.ask) else None,
+            confirm_fix=options.confirm_fix,
+            notes=notes,
         )
-        runner.state = state
+        invoker = Invoker(services)
+        tasks = TaskRunner(services, invoker)
         ran: list[str] = []
         stopped_at: str | None = None
         with tel.run_span(
@@ -244,33 +250,52 @@ def run_plan(
             outcome = INTERRUPTED  # unless the loop ends normally
             try:
                 for task in plan.tasks:
-                    if runner.state.task(task.id).status is TaskStatus.DONE:
+                    if services.state.task(task.id).status is TaskStatus.DONE:
                         continue
                     ran.append(task.id)
-                    status = runner.run_task(task)
-                    if status is not TaskStatus.DONE:
+                    if tasks.run_task(task) is not TaskStatus.DONE:
                         stopped_at = task.id
                         break
-                outcome = runner.state.task(stopped_at).status.value if stopped_at else "done"
+                if stopped_at is None and plan.e2e:
+                    if services.state.e2e.status is not E2EStatus.PASSED:
+                        ran.append(E2E_STEP)
+                    if E2EStep(services, invoker).run_step() is not E2EStatus.PASSED:
+                        stopped_at = E2E_STEP
+                if stopped_at is None:
+                    services.notify(Event.MILESTONE_DONE, message=f"{len(plan.tasks)} tasks done")
+                outcome = _outcome(services.state, stopped_at)
             finally:
-                counts = runner.state.counts()
+                final = services.state
+                counts = final.counts()
                 span.set_attribute("kinfra.outcome", outcome)
                 span.set_attribute("kinfra.tasks.done", counts["done"])
                 span.set_attribute("kinfra.tasks.total", sum(counts.values()))
-                span.set_attribute("kinfra.cost_usd", runner.state.cost_usd)
+                span.set_attribute("kinfra.cost_usd", final.cost_usd)
+                if plan.e2e:
+                    span.set_attribute("kinfra.e2e.status", final.e2e.status.value)
+                    span.set_attribute("kinfra.e2e.runs", len(final.e2e.runs))
+                    span.set_attribute("kinfra.e2e.fixes", len(final.e2e.fixes))
                 if outcome != "done":
                     where = stopped_at or (ran[-1] if ran else "?")
-                    mark_error(span, f"{outcome} at task {where}")
+                    mark_error(span, f"{outcome} at {where}")
         return RunSummary(
             milestone=plan.milestone,
             run_id=run_id,
             state_path=state_path,
-            state=runner.state,
+            state=services.state,
             ran=tuple(ran),
             stopped_at=stopped_at,
             notes=tuple(notes),
-            timings=tuple(runner.timings),
+            timings=tuple(services.timings),
         )
+
+
+def _outcome(state: RunState, stopped_at: str | None) -> str:
+    if stopped_at is None:
+        return "done"
+    if stopped_at == E2E_STEP:
+        return "needs_human" if state.e2e.status is E2EStatus.NEEDS_HUMAN else "failed"
+    return state.task(stopped_at).status.value
 
 
 def _limits(options: RunOptions, saved: RunLimits | None = None) -> RunLimits:
@@ -352,24 +377,18 @@ def _reconcile(
         last = task.last
         if task.status is TaskStatus.RUNNING or (last is not None and last.ended is None):
             if last is not None and last.ended is None:
-                if (
-                    last.agent_pid
-                    and process_alive(last.agent_pid, last.agent_start)
-                    and stop_group(last.agent_pid, options.kill_grace)
-                ):
-                    note(f"stopped the agent left running by the killed run (pid {last.agent_pid})")
-                last = replace(
-                    last,
-                    ended=now_iso(),
-                    outcome=INTERRUPTED,
-                    status=TaskStatus.PENDING.value,
-                    error="the orchestrator stopped during this attempt",
-                )
+                last = _cut_short(last, options, note)
                 task = task.with_attempt(last)
             tasks[index] = replace(task, status=TaskStatus.PENDING)
             note(
                 f"task {task.id} was interrupted; it continues in session {last.session_id if last else '?'}"
             )
+    e2e = state.e2e
+    for attempt in e2e.attempts:
+        if attempt.ended is None:
+            e2e = e2e.with_attempt(_cut_short(attempt, options, note))
+    if e2e.status is E2EStatus.RUNNING:
+        e2e = replace(e2e, status=E2EStatus.PENDING)
     return replace(
         state,
         run_id=run_id,
@@ -380,313 +399,23 @@ def _reconcile(
         updated=now_iso(),
         tasks=tuple(tasks),
         limits=_limits(options, state.limits),
+        e2e=e2e,
     )
 
 
-@dataclass
-class _TaskRunner:
-    ctx: RunContext
-    plan: Plan
-    options: RunOptions
-    agent: Agent
-    telemetry: Telemetry
-    state_path: Path
-    logs_dir: Path
-    run_id: str
-    emit: EventCallback
-    launcher: Launcher = HOST  # where the agent runs: here, or in its container
-    state: RunState = field(init=False)
-    timings: list[tuple[str, float, float]] = field(default_factory=list)
-
-    def _save(self, task: TaskState) -> None:
-        self.state = self.state.with_task(task)
-        save_state(self.state_path, self.state)
-
-    def run_task(self, task: Task) -> TaskStatus:
-        t0 = time.monotonic()
-        settings = self.ctx.settings
-        record = self.state.task(task.id)
-        last = record.last
-        resume_sid = None
-        if (
-            last is not None
-            and last.session_id
-            and (last.outcome in _RESUMABLE or last.status in _ASKED)
-            and self.state.agent == self.agent.name
-            and self.agent.name != "command"
-        ):
-            resume_sid = last.session_id
-        new_sid = None
-        if resume_sid is None and self.agent.chooses_session_id:
-            new_sid = _uuid4()
-        attempt = Attempt(
-            number=len(record.attempts) + 1,
-            session_id=resume_sid or new_sid,
-            started=now_iso(),
-            run_id=self.run_id,
-            resumed_session=resume_sid is not None,
-        )
-        record = replace(record, status=TaskStatus.RUNNING).with_attempt(attempt)
-        self._save(record)  # the session id is on disk before the agent starts
-        self.emit(RunEvent("task_start", task.id, message=task.title, attempt=attempt))
-
-        if resume_sid and last is not None:
-            reason = last.error or last.outcome or INTERRUPTED
-            prompt = resume_prompt(task, reason, asked=last.status in _ASKED)
-        else:
-            prompt = self._fresh_prompt(task, last)
-        # One log per attempt, started empty: never the tail of another run's.
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs_dir / f"{task.id}-{attempt.number}.jsonl"
-        log_path.write_bytes(b"")
-        latest: list[AgentProgress] = []
-
-        def on_session(session_id: str) -> None:
-            nonlocal attempt, record
-            attempt = replace(attempt, session_id=session_id)
-            record = record.with_attempt(attempt)
-            self._save(record)
-
-        def on_start(pid: int) -> None:
-            nonlocal attempt, record
-            attempt = replace(attempt, agent_pid=pid, agent_start=process_start_time(pid))
-            record = record.with_attempt(attempt)
-            self._save(record)
-
-        def on_progress(progress: AgentProgress) -> None:
-            latest[:] = [progress]
-            self.emit(RunEvent("progress", task.id, progress=progress))
-
-        span_attributes: dict[str, str | int | bool] = {
-            "kinfra.run.id": self.run_id,
-            "kinfra.milestone": self.plan.milestone,
-            "kinfra.task.id": task.id,
-            "kinfra.task.title": task.title,
-            "kinfra.attempt": attempt.number,
-            "kinfra.resumed_session": resume_sid is not None,
-            "gen_ai.provider.name": self.agent.provider,
-        }
-        if settings.model:
-            span_attributes["gen_ai.request.model"] = settings.model
-        with self.telemetry.attempt_span(self.agent.name, span_attributes) as span:
-            env = {
-                **self.ctx.slot_env,
-                **Telemetry.traceparent(span),
-                "KINFRA_RUN_ID": self.run_id,
-                "KINFRA_MILESTONE": self.plan.milestone,
-                "KINFRA_TASK_ID": task.id,
-                "KINFRA_ATTEMPT": str(attempt.number),
-            }
-            request = AgentRequest(
-                prompt=prompt,
-                workdir=self.ctx.workdir,
-                max_turns=settings.max_turns,
-                timeout=settings.task_timeout,
-                idle_timeout=settings.idle_timeout,
-                resume_session=resume_sid,
-                new_session=new_sid,
-                model=settings.model,
-                env=env,
-                log_path=log_path,
-                kill_grace=self.options.kill_grace,
-                # In the container, the agent's config dir is in its home volume.
-                config_dir=self.ctx.agent_dir(self.agent.name) if self.launcher is HOST else None,
-                session_tokens=_session_tokens(record, resume_sid),
-                launcher=self.launcher,
-            )
-            try:
-                result = self.agent.run(request, on_progress, on_session, on_start)
-                if result.outcome is AgentOutcome.SESSION_NOT_FOUND and resume_sid:
-                    # The transcript is gone (another machine, a cleaned
-                    # config dir): start over in a fresh session, told what
-                    # the previous attempt did, rather than fail the task.
-                    fresh = _uuid4() if self.agent.chooses_session_id else None
-                    note = (
-                        f"session {resume_sid} could not be resumed ({result.error}); "
-                        "started a fresh session with the task prompt and the previous summary"
-                    )
-                    attempt = replace(attempt, session_id=fresh, resumed_session=False, note=note)
-                    record = record.with_attempt(attempt)
-                    self._save(record)
-                    self.emit(RunEvent("note", task.id, message=note))
-                    request = replace(
-                        request,
-                        prompt=self._fresh_prompt(task, last),
-                        resume_session=None,
-                        new_session=fresh,
-                    )
-                    result = self.agent.run(request, on_progress, on_session, on_start)
-            except Interrupted:
-                # What the stream showed is kept: the CLI prints no result when stopped.
-                seen = latest[-1] if latest else None
-                attempt = replace(
-                    attempt,
-                    ended=now_iso(),
-                    outcome=INTERRUPTED,
-                    status=TaskStatus.PENDING.value,
-                    error="interrupted by a signal",
-                    duration=time.monotonic() - t0,
-                    tokens=dict(seen.tokens) if seen else {},
-                    turns=seen.turns if seen else None,
-                    cost_usd=seen.cost_usd if seen else None,
-                )
-                self._save(replace(record, status=TaskStatus.PENDING).with_attempt(attempt))
-                span.set_attribute("kinfra.outcome", INTERRUPTED)
-                _span_tokens(span, attempt.tokens)
-                mark_error(span, "interrupted")
-                raise
-            status, error = judge(result)
-            if status is TaskStatus.DONE:
-                error = self._verify_and_commit(task)
-                if error:
-                    status = TaskStatus.FAILED
-            summary = result.status_block.summary if result.status_block else None
-            attempt = replace(
-                attempt,
-                session_id=result.session_id or attempt.session_id,
-                ended=now_iso(),
-                outcome=result.outcome.value,
-                status=status.value,
-                cost_usd=result.cost_usd,
-                tokens=dict(result.tokens),
-                turns=result.turns,
-                duration=round(result.duration, 3),
-                error=error,
-                question=result.question,
-                summary=summary,
-            )
-            _span_result(span, result, status, error)
-            self.telemetry.record_attempt(
-                agent=self.agent.name,
-                milestone=self.plan.milestone,
-                task_id=task.id,
-                outcome=result.outcome.value,
-                cost_usd=result.cost_usd,
-                tokens=result.tokens,
-                duration=time.monotonic() - t0,
-            )
-        self.telemetry.record_task(milestone=self.plan.milestone, status=status.value)
-        self._save(replace(record, status=status).with_attempt(attempt))
-        self.emit(
-            RunEvent("task_end", task.id, message=error or "", status=status, attempt=attempt)
-        )
-        self.timings.append((task.id, time.monotonic() - t0, result.duration))
-        return status
-
-    def _fresh_prompt(self, task: Task, last: Attempt | None) -> str:
-        return task_prompt(
-            self.plan,
-            task,
-            slot_env=self.ctx.slot_env,
-            test_command=self.ctx.test_command,
-            previous_error=last.error if last else None,
-            previous_summary=last.summary if last else None,
-        )
-
-    def _verify_and_commit(self, task: Task) -> str | None:
-        """Run the check command and commit; an error message when either fails."""
-        command = task.check or self.ctx.settings.check
-        if command:
-            self.emit(RunEvent("note", task.id, message=f"checking: {command}"))
-            try:
-                result = run(
-                    ["sh", "-c", command],
-                    cwd=self.ctx.workdir,
-                    check=False,
-                    timeout=self.ctx.settings.task_timeout,
-                )
-            except (CommandError, CommandNotFoundError) as exc:
-                return f"check `{command}` did not complete: {exc.message.splitlines()[0]}"
-            if not result.ok:
-                tail = result.output.splitlines()[-5:]
-                return f"check `{command}` failed (exit {result.returncode})" + (
-                    ": " + " | ".join(tail) if tail else ""
-                )
-        if self.ctx.settings.commit:
-            return self._commit(task)
-        return None
-
-    def _commit(self, task: Task) -> str | None:
-        workdir = self.ctx.workdir
-        try:
-            git.git("add", "-A", cwd=workdir)
-            staged = git.git("diff", "--cached", "--quiet", cwd=workdir, check=False)
-            if staged.returncode == 0:
-                self.emit(RunEvent("note", task.id, message="nothing to commit"))
-                return None
-            message = (
-                f"{self.plan.milestone} Task {task.id}: {task.title}\n\n"
-                f"Committed by kinfra orch (run {self.run_id})."
-            )
-            git.git("commit", "-q", "-m", message, cwd=workdir)
-        except Exception as exc:  # GitError: the task's work stays in the worktree
-            return f"commit failed: {exc}"
-        return None
-
-
-def judge(result: AgentResult) -> tuple[TaskStatus, str | None]:
-    """The task status an attempt leads to, and the error to record.
-
-    A successful attempt is judged by the status block of its final message,
-    for every agent: without one it is not done (never a false "done")."""
-    if result.outcome is not AgentOutcome.SUCCESS:
-        return TaskStatus.FAILED, result.error or result.outcome.value
-    block = result.status_block
-    if block is None:
-        return TaskStatus.FAILED, NO_STATUS
-    if block.status is AgentStatus.DONE:
-        return TaskStatus.DONE, None
-    if block.status is AgentStatus.NEEDS_HUMAN:
-        return TaskStatus.NEEDS_HUMAN, f"needs a human: {block.question or block.summary or '?'}"
-    return TaskStatus.BLOCKED, f"blocked: {block.summary or block.question or '?'}"
-
-
-def _span_result(span: object, result: AgentResult, status: TaskStatus, error: str | None) -> None:
-    from opentelemetry.trace import Span
-
-    assert isinstance(span, Span)
-    span.set_attribute("kinfra.outcome", result.outcome.value)
-    span.set_attribute("kinfra.task.status", status.value)
-    span.set_attribute("kinfra.duration", result.duration)
-    if result.session_id:
-        span.set_attribute("gen_ai.conversation.id", result.session_id)
-    if result.cost_usd is not None:
-        span.set_attribute("kinfra.cost_usd", result.cost_usd)
-        span.set_attribute("gen_ai.usage.cost", result.cost_usd)
-    if result.turns is not None:
-        span.set_attribute("kinfra.turns", result.turns)
-    _span_tokens(span, result.tokens)
-    if result.models:
-        span.set_attribute("gen_ai.response.model", result.models[0])
-    if result.subtype:
-        span.set_attribute("kinfra.agent.subtype", result.subtype)
-    if error:
-        mark_error(span, error)
-
-
-def _session_tokens(record: TaskState, session_id: str | None) -> dict[str, int]:
-    """What the task's earlier attempts in ``session_id`` recorded."""
-    totals: dict[str, int] = {}
-    for attempt in record.attempts:
-        if session_id and attempt.session_id == session_id and attempt.ended:
-            for kind, count in attempt.tokens.items():
-                totals[kind] = totals.get(kind, 0) + count
-    return totals
-
-
-def _span_tokens(span: object, tokens: Mapping[str, int]) -> None:
-    from opentelemetry.trace import Span
-
-    assert isinstance(span, Span)
-    if "input" in tokens:
-        span.set_attribute("gen_ai.usage.input_tokens", tokens["input"])
-    if "output" in tokens:
-        span.set_attribute("gen_ai.usage.output_tokens", tokens["output"])
-    for kind, count in tokens.items():
-        span.set_attribute(f"kinfra.tokens.{kind}", count)
-
-
-def _uuid4() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
+def _cut_short(attempt: Attempt, options: RunOptions, note: Callable[[str], None]) -> Attempt:
+    """An attempt a killed orchestrator left open: its agent stopped if it
+    still runs, the attempt ended as interrupted (its session is continued)."""
+    if (
+        attempt.agent_pid
+        and process_alive(attempt.agent_pid, attempt.agent_start)
+        and stop_group(attempt.agent_pid, options.kill_grace)
+    ):
+        note(f"stopped the agent left running by the killed run (pid {attempt.agent_pid})")
+    return replace(
+        attempt,
+        ended=now_iso(),
+        outcome=INTERRUPTED,
+        status=TaskStatus.PENDING.value,
+        error="the orchestrator stopped during this attempt",
+    )

@@ -9,13 +9,14 @@ interrupted attempt can be resumed in the same agent session.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import json
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from kinfra.adapters.statefile import atomic_write_json, read_versioned_json
+from kinfra.adapters.statefile import atomic_write_text, read_versioned_json
 from kinfra.errors import StateFileError
 
 STATE_VERSION = 1
@@ -55,6 +56,19 @@ class Attempt:
     question: str | None = None
     summary: str | None = None
     note: str | None = None  # e.g. the saved session could not be resumed: a fresh one started
+    # Autonomy (retry.py, backoff.py, escalation.py, e2e.py):
+    kind: str = "task"  # task, e2e (the agent runs the E2E) or fix (after a failed E2E)
+    signature: str | None = None  # normalized failure, for loop detection
+    detail: str | None = None  # what the next attempt is told failed (check output tail)
+    api_error: str | None = None  # ApiErrorKind value: waited out, not an attempt used
+    backoff: float | None = None  # seconds waited after this API error
+    answered: int | None = None  # the Question number whose answer this attempt was given
+
+    @property
+    def counts(self) -> bool:
+        """A failed attempt that uses up one of ``max_attempts`` (API errors
+        and interrupted attempts do not)."""
+        return self.status == TaskStatus.FAILED.value and self.api_error is None
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,91 @@ class RunLimits:
     task_timeout: float | None = None
     idle_timeout: float | None = None
     sandbox: str | None = None  # "container" for `--in-container`
+
+
+class QuestionKind(str, Enum):
+    NEEDS_HUMAN = "needs_human"  # the agent asked
+    BLOCKED = "blocked"  # the agent reported itself blocked
+    LOOP = "loop"  # the same failure twice in a row
+    EXHAUSTED = "exhausted"  # max_attempts failed attempts
+    E2E = "e2e"  # the E2E still failed after e2e_fix_attempts fixes
+
+
+E2E_STEP = "E2E"  # the task id of the E2E step's questions and agent runs
+E2E_FIX = "E2E-fix"  # the task id an agent fixing a failed E2E runs under
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question for a human, and its answer once given (``kinfra orch answer``)."""
+
+    number: int  # 1, 2, ... within the run state
+    task_id: str  # a task id, or E2E_STEP
+    kind: QuestionKind
+    text: str
+    asked: str  # ISO time
+    session_id: str | None = None  # the agent session the answer goes back into
+    answer: str | None = None  # verbatim
+    answered: str | None = None  # ISO time
+    wait: float | None = None  # seconds from asked to answered
+    delivered: bool = False  # an attempt was given the answer
+
+    @property
+    def open(self) -> bool:
+        return self.answer is None
+
+
+class E2EStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"  # a fix is due (or the run stopped before it)
+    NEEDS_HUMAN = "needs_human"
+
+
+class E2EResult(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class E2ERun:
+    """One run of the E2E step: kinfra's command, or the agent following the section."""
+
+    number: int
+    started: str
+    mode: str  # "command" or "agent"
+    ended: str | None = None
+    result: E2EResult | None = None  # None: cut short (or the agent gave no verdict)
+    evidence: str | None = None  # the command's output tail, or the agent's evidence
+    attempt: int | None = None  # the agent attempt that ran it, in agent mode
+
+
+@dataclass(frozen=True)
+class E2EState:
+    status: E2EStatus = E2EStatus.PENDING
+    runs: tuple[E2ERun, ...] = ()
+    attempts: tuple[Attempt, ...] = ()  # the agent's: E2E runs (kind e2e) and fixes (kind fix)
+
+    @property
+    def last_run(self) -> E2ERun | None:
+        return self.runs[-1] if self.runs else None
+
+    @property
+    def fixes(self) -> tuple[Attempt, ...]:
+        return tuple(a for a in self.attempts if a.kind == "fix")
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd or 0.0 for a in self.attempts)
+
+    def with_attempt(self, attempt: Attempt) -> E2EState:
+        kept = tuple(a for a in self.attempts if a.number != attempt.number)
+        return replace(self, attempts=(*kept, attempt))
+
+    def with_run(self, run: E2ERun) -> E2EState:
+        kept = tuple(r for r in self.runs if r.number != run.number)
+        return replace(self, runs=(*kept, run))
 
 
 @dataclass(frozen=True)
@@ -125,6 +224,8 @@ class RunState:
     tasks: tuple[TaskState, ...]
     version: int = STATE_VERSION
     limits: RunLimits = field(default_factory=RunLimits)
+    questions: tuple[Question, ...] = ()
+    e2e: E2EState = field(default_factory=E2EState)
 
     def task(self, task_id: str) -> TaskState:
         for task in self.tasks:
@@ -140,7 +241,19 @@ class RunState:
 
     @property
     def cost_usd(self) -> float:
-        return sum(t.cost_usd for t in self.tasks)
+        return sum(t.cost_usd for t in self.tasks) + self.e2e.cost_usd
+
+    def open_questions(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.open)
+
+    def last_question(self, task_id: str) -> Question | None:
+        found = [q for q in self.questions if q.task_id == task_id]
+        return found[-1] if found else None
+
+    def with_question(self, question: Question) -> RunState:
+        """Add ``question``, or replace the one with the same number."""
+        kept = tuple(q for q in self.questions if q.number != question.number)
+        return replace(self, questions=(*kept, question), updated=now_iso())
 
     def counts(self) -> dict[str, int]:
         result = {s.value: 0 for s in TaskStatus}
@@ -151,10 +264,22 @@ class RunState:
 
 
 def state_to_dict(state: RunState) -> dict[str, Any]:
-    data = asdict(state)
-    for task in data["tasks"]:
-        task["status"] = TaskStatus(task["status"]).value
+    data: dict[str, Any] = _plain(state)
     return data
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copies: the state is saved
+    several times an attempt, and grows with every attempt."""
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def state_from_dict(data: dict[str, Any], path: Path) -> RunState:
@@ -182,6 +307,8 @@ def state_from_dict(data: dict[str, Any], path: Path) -> RunState:
             tasks=tasks,
             version=int(data["version"]),
             limits=RunLimits(**(data.get("limits") or {})),
+            questions=tuple(_question(q) for q in _items(data, "questions")),
+            e2e=_e2e(data.get("e2e", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StateFileError(
@@ -195,7 +322,78 @@ def _attempt(data: dict[str, Any]) -> Attempt:
     known = {f for f in Attempt.__dataclass_fields__}
     values = {k: v for k, v in data.items() if k in known}
     values["tokens"] = {str(k): int(v) for k, v in (values.get("tokens") or {}).items()}
+    _typed(values, "kind", str, "task")
+    for key, kind in (("signature", str), ("detail", str), ("api_error", str)):
+        _typed(values, key, kind, None)
+    for key in ("backoff",):
+        values[key] = _typed(values, key, float, None)
+    _typed(values, "answered", int, None)
     return Attempt(**values)
+
+
+def _typed(data: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    """``data[key]`` if it is a ``kind`` (or None when ``default`` is None):
+    junk in the file is a corrupt state, never a half-read one."""
+    if key not in data:
+        if default is ...:
+            raise KeyError(key)
+        return default
+    value = data[key]
+    if value is None and default is None:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise TypeError(f"{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _items(data: Any, key: str) -> list[dict[str, Any]]:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object, got {type(data).__name__}")
+    items = _typed(data, key, list, [])
+    if not all(isinstance(item, dict) for item in items):
+        raise TypeError(f"{key}: expected a list of objects")
+    return list(items)
+
+
+def _question(data: dict[str, Any]) -> Question:
+    return Question(
+        number=_typed(data, "number", int),
+        task_id=_typed(data, "task_id", str),
+        kind=QuestionKind(_typed(data, "kind", str)),
+        text=_typed(data, "text", str),
+        asked=_typed(data, "asked", str),
+        session_id=_typed(data, "session_id", str, None),
+        answer=_typed(data, "answer", str, None),
+        answered=_typed(data, "answered", str, None),
+        wait=_typed(data, "wait", float, None),
+        delivered=_typed(data, "delivered", bool, False),
+    )
+
+
+def _e2e(data: Any) -> E2EState:
+    if not isinstance(data, dict):
+        raise TypeError(f"e2e: expected an object, got {type(data).__name__}")
+    runs = []
+    for run in _items(data, "runs"):
+        result = _typed(run, "result", str, None)
+        runs.append(
+            E2ERun(
+                number=_typed(run, "number", int),
+                started=_typed(run, "started", str),
+                mode=_typed(run, "mode", str),
+                ended=_typed(run, "ended", str, None),
+                result=E2EResult(result) if result is not None else None,
+                evidence=_typed(run, "evidence", str, None),
+                attempt=_typed(run, "attempt", int, None),
+            )
+        )
+    return E2EState(
+        status=E2EStatus(_typed(data, "status", str, E2EStatus.PENDING.value)),
+        runs=tuple(runs),
+        attempts=tuple(_attempt(a) for a in _items(data, "attempts")),
+    )
 
 
 def load_state(path: Path) -> RunState | None:
@@ -206,4 +404,6 @@ def load_state(path: Path) -> RunState | None:
 
 
 def save_state(path: Path, state: RunState) -> None:
-    atomic_write_json(path, state_to_dict(state))
+    # Compact: json's C encoder only runs without indent, and a run saves its
+    # state several times an attempt (`kinfra orch status --json` reads it nicely).
+    atomic_write_text(path, json.dumps(state_to_dict(state), separators=(",", ":")) + "\n")

@@ -72,3 +72,52 @@ def parse_status_block(final_text: str | None) -> StatusBlock | None:
     if question and question.lower() in ("none", "n/a", "-"):
         question = None
     return StatusBlock(status, question, values.get("SUMMARY") or None)
+
+
+@dataclass(frozen=True)
+class E2EReport:
+    passed: bool
+    evidence: str | None
+
+
+_E2E_LINE = re.compile(r"^[\s>*_`#-]*(E2E|EVIDENCE)[\s*_`]*:[\s*_`]*(.*?)[\s*_`]*$", re.I)
+
+
+def parse_e2e_report(final_text: str | None) -> E2EReport | None:
+    """``E2E: pass | fail`` and its ``EVIDENCE:`` (which may run on over the
+    following lines) at the end of the agent's final message; None without a
+    verdict. A pass without evidence is not a pass."""
+    if not final_text:
+        return None
+    lines = final_text.splitlines()
+    verdict_index = None
+    for index in range(len(lines) - 1, -1, -1):
+        match = _E2E_LINE.match(lines[index])
+        if match and match.group(1).upper() == "E2E":
+            verdict_index = index
+            break
+    if verdict_index is None:
+        return None
+    match = _E2E_LINE.match(lines[verdict_index])
+    assert match is not None
+    verdict = match.group(2).strip().lower()
+    if verdict not in ("pass", "fail"):
+        return None
+    # EVIDENCE may come just before the verdict (same paragraph) or after it,
+    # and runs on until the next label or the end.
+    start = verdict_index
+    while start > 0 and lines[start - 1].strip():
+        start -= 1
+    evidence: list[str] = []
+    collecting = False
+    for line in lines[start:]:
+        m = _E2E_LINE.match(line) or _LINE.match(line)
+        if m and m.group(1).upper() == "EVIDENCE":
+            collecting = True
+            evidence = [m.group(2).strip()] if m.group(2).strip() else []
+        elif m:
+            collecting = False
+        elif collecting:
+            evidence.append(line.rstrip())
+    text = "\n".join(evidence).strip() or None
+    return E2EReport(verdict == "pass" and text is not None, text)

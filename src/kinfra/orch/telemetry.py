@@ -1,16 +1,20 @@
 """OpenTelemetry for orchestrator runs, with no collector needed.
 
 A span per run (``invoke_workflow <milestone>``) with a child per agent attempt
-(``invoke_agent <agent>``, gen_ai.* attributes), and metrics: tasks by status,
-attempts by outcome, cost in USD, tokens by type, task duration (histogram).
+(``invoke_agent <agent>``, gen_ai.* attributes) and per E2E command run, and
+metrics (names below; GenAI semantic-convention names where one exists):
+tasks by status, attempts by outcome, retries, detected loops, escalations and
+the time each waited for its answer, API backoff waits, E2E runs and fixes,
+cost in USD, tokens by type, attempt and task durations (histograms).
 
 The embedded default writes spans and metrics as JSON lines next to the run
 state (``<milestone>.telemetry.jsonl``); ``kinfra orch status/history/costs``
-read them. With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set they are exported over OTLP
-too (needs the optional ``opentelemetry-exporter-otlp-proto-http``).
+read them, and ``kinfra orch metrics`` serves them to Prometheus. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set they are exported over OTLP too (needs the
+optional ``opentelemetry-exporter-otlp-proto-http``).
 
 The providers are injected: tests pass in-memory exporters and readers; no
-global provider is ever set.
+global provider is ever set. Every span attribute kinfra sets is set here.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -47,11 +51,29 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from kinfra.adapters.statefile import append_jsonl, read_jsonl
 from kinfra.errors import OrchestratorError
 
-TASKS_METRIC = "kinfra.orch.tasks"
-ATTEMPTS_METRIC = "kinfra.orch.attempts"
-COST_METRIC = "kinfra.orch.cost"
-TOKENS_METRIC = "kinfra.orch.tokens"
-DURATION_METRIC = "kinfra.orch.task.duration"
+if TYPE_CHECKING:
+    from kinfra.orch.agents.base import AgentResult
+
+TASKS_METRIC = "kinfra.orch.tasks"  # tasks that reached a status in a run
+ATTEMPTS_METRIC = "kinfra.orch.attempts"  # agent attempts by outcome and kind (task, e2e, fix)
+RETRIES_METRIC = "kinfra.orch.retries"  # failed attempts that were retried, by reason
+LOOPS_METRIC = "kinfra.orch.loops"  # the same failure twice in a row
+ESCALATIONS_METRIC = "kinfra.orch.escalations"  # questions for a human, by kind
+ANSWER_WAIT_METRIC = "kinfra.orch.question.wait"  # seconds from question to answer
+BACKOFF_METRIC = "kinfra.orch.backoff.waits"  # API-error waits, by kind of error
+BACKOFF_TIME_METRIC = "kinfra.orch.backoff.time"  # seconds spent waiting for the API
+E2E_RUNS_METRIC = "kinfra.orch.e2e.runs"  # E2E runs by result and mode
+E2E_FIXES_METRIC = "kinfra.orch.e2e.fixes"  # agent attempts fixing a failed E2E
+COST_METRIC = "kinfra.orch.cost"  # USD, as the agent reported it
+TOKENS_METRIC = "gen_ai.client.token.usage"  # GenAI semconv, per agent attempt
+OPERATION_METRIC = "gen_ai.client.operation.duration"  # GenAI semconv: an agent attempt
+DURATION_METRIC = "kinfra.orch.task.duration"  # a task, from its first attempt to its end
+
+# Histogram buckets. An agent attempt lasts minutes, not the ~1 s of a model
+# call the GenAI convention's advisory buckets are made for.
+DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
+WAIT_BUCKETS = (10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400)
+TOKEN_BUCKETS = tuple(4**i for i in range(14))  # the GenAI convention's: 1, 4, ... 67108864
 
 _NEVER_MS = 10**9  # the JSONL metric reader exports on flush, not on a timer
 
@@ -139,6 +161,8 @@ class JsonlMetricExporter(MetricExporter):
                                 sum=point.sum,
                                 min=point.min,
                                 max=point.max,
+                                bounds=list(point.explicit_bounds),
+                                buckets=list(point.bucket_counts),
                             )
                         else:
                             continue
@@ -171,20 +195,41 @@ class Telemetry:
         self._owned = owned
         self.tracer = tracer_provider.get_tracer("kinfra.orch")
         meter = meter_provider.get_meter("kinfra.orch")
-        self.tasks = meter.create_counter(
-            TASKS_METRIC, unit="{task}", description="Tasks that reached a status"
+        counter = meter.create_counter
+        self.tasks = counter(TASKS_METRIC, "{task}", "Tasks that reached a status")
+        self.attempts = counter(ATTEMPTS_METRIC, "{attempt}", "Agent attempts by outcome")
+        self.retries = counter(RETRIES_METRIC, "{attempt}", "Failed attempts retried")
+        self.loops = counter(LOOPS_METRIC, "{loop}", "Same failure twice in a row")
+        self.escalations = counter(ESCALATIONS_METRIC, "{question}", "Questions for a human")
+        self.backoffs = counter(BACKOFF_METRIC, "{wait}", "Waits after an API error")
+        self.backoff_time = counter(BACKOFF_TIME_METRIC, "s", "Time spent waiting for the API")
+        self.e2e_runs = counter(E2E_RUNS_METRIC, "{run}", "E2E runs by result")
+        self.e2e_fixes = counter(E2E_FIXES_METRIC, "{attempt}", "Attempts fixing a failed E2E")
+        self.cost = counter(COST_METRIC, "USD", "Agent cost reported by the agent")
+        histogram = meter.create_histogram
+        self.tokens = histogram(
+            TOKENS_METRIC,
+            "{token}",
+            "Tokens used by an agent attempt, by type",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
-        self.attempts = meter.create_counter(
-            ATTEMPTS_METRIC, unit="{attempt}", description="Agent attempts by outcome"
+        self.operation = histogram(
+            OPERATION_METRIC,
+            "s",
+            "Wall time of an agent attempt",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.cost = meter.create_counter(
-            COST_METRIC, unit="USD", description="Agent cost reported by the agent"
+        self.duration = histogram(
+            DURATION_METRIC,
+            "s",
+            "Wall time of a task, first attempt to final status",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.tokens = meter.create_counter(
-            TOKENS_METRIC, unit="{token}", description="Agent tokens by type"
-        )
-        self.duration = meter.create_histogram(
-            DURATION_METRIC, unit="s", description="Wall time of a task attempt"
+        self.answer_wait = histogram(
+            ANSWER_WAIT_METRIC,
+            "s",
+            "Time a question waited for its answer",
+            explicit_bucket_boundaries_advisory=WAIT_BUCKETS,
         )
 
     @classmethod
@@ -229,6 +274,78 @@ class Telemetry:
         ) as span:
             yield span
 
+    @contextlib.contextmanager
+    def e2e_span(self, milestone: str, mode: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
+        """A run of the E2E command (in agent mode the agent's attempt span is the record)."""
+        with self.tracer.start_as_current_span(
+            f"e2e {milestone}",
+            attributes={"kinfra.milestone": milestone, "kinfra.e2e.mode": mode, **attributes},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            yield span
+
+    @staticmethod
+    def end_e2e(span: Span, result: str) -> None:
+        span.set_attribute("kinfra.e2e.result", result)
+        if result != "pass":
+            mark_error(span, f"E2E {result}")
+
+    @staticmethod
+    def attempt_attributes(
+        *,
+        run_id: str,
+        milestone: str,
+        task_id: str,
+        title: str,
+        number: int,
+        kind: str,
+        resumed: bool,
+        provider: str,
+        model: str | None,
+    ) -> dict[str, str | int | bool]:
+        """The attributes an attempt's span starts with."""
+        attributes: dict[str, str | int | bool] = {
+            "kinfra.run.id": run_id,
+            "kinfra.milestone": milestone,
+            "kinfra.task.id": task_id,
+            "kinfra.task.title": title,
+            "kinfra.attempt": number,
+            "kinfra.attempt.kind": kind,
+            "kinfra.resumed_session": resumed,
+            "gen_ai.provider.name": provider,
+        }
+        if model:
+            attributes["gen_ai.request.model"] = model
+        return attributes
+
+    @staticmethod
+    def end_attempt(span: Span, result: AgentResult, status: str, error: str | None) -> None:
+        """What an attempt's result adds to its span."""
+        span.set_attribute("kinfra.outcome", result.outcome.value)
+        span.set_attribute("kinfra.task.status", status)
+        span.set_attribute("kinfra.duration", result.duration)
+        if result.session_id:
+            span.set_attribute("gen_ai.conversation.id", result.session_id)
+        if result.cost_usd is not None:
+            span.set_attribute("kinfra.cost_usd", result.cost_usd)
+            span.set_attribute("gen_ai.usage.cost", result.cost_usd)
+        if result.turns is not None:
+            span.set_attribute("kinfra.turns", result.turns)
+        _span_tokens(span, result.tokens)
+        if result.models:
+            span.set_attribute("gen_ai.response.model", result.models[0])
+        if result.subtype:
+            span.set_attribute("kinfra.agent.subtype", result.subtype)
+        if error:
+            mark_error(span, error)
+
+    @staticmethod
+    def end_interrupted(span: Span, tokens: Mapping[str, int]) -> None:
+        span.set_attribute("kinfra.outcome", "interrupted")
+        _span_tokens(span, tokens)
+        mark_error(span, "interrupted")
+
     @staticmethod
     def traceparent(span: Span) -> dict[str, str]:
         """``TRACEPARENT`` (and ``TRACESTATE``) for the agent's environment, so
@@ -240,30 +357,73 @@ class Telemetry:
             env["TRACESTATE"] = carrier["tracestate"]
         return env
 
+    # ``milestone`` in the record_* methods is the run's key (``<feature>-<milestone>``).
+
     def record_attempt(
         self,
         *,
         agent: str,
+        provider: str,
         milestone: str,
         task_id: str,
+        kind: str,
         outcome: str,
         cost_usd: float | None,
         tokens: Mapping[str, int],
         duration: float,
     ) -> None:
+        """One agent attempt (``kind``: task, e2e or fix)."""
         base = {"kinfra.milestone": milestone, "gen_ai.agent.name": agent}
-        self.attempts.add(1, {**base, "kinfra.outcome": outcome})
+        self.attempts.add(1, {**base, "kinfra.outcome": outcome, "kinfra.attempt.kind": kind})
+        per_task = {**base, "kinfra.task.id": task_id}
         if cost_usd:
-            self.cost.add(cost_usd, base)
-        for kind, count in tokens.items():
+            self.cost.add(cost_usd, per_task)
+        genai = {
+            **per_task,
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.provider.name": provider,
+        }
+        for kind_of_token, count in tokens.items():
             if count:
-                self.tokens.add(count, {**base, "gen_ai.token.type": kind})
-        self.duration.record(
-            duration, {**base, "kinfra.task.id": task_id, "kinfra.outcome": outcome}
+                self.tokens.record(count, {**genai, "gen_ai.token.type": kind_of_token})
+        operation = dict(genai)
+        if outcome != "success":
+            operation["error.type"] = outcome
+        self.operation.record(duration, operation)
+
+    def record_task(self, *, milestone: str, status: str, duration: float | None = None) -> None:
+        """A task reached ``status`` in this run; ``duration`` once it is final."""
+        attributes = {"kinfra.milestone": milestone, "kinfra.task.status": status}
+        self.tasks.add(1, attributes)
+        if duration is not None:
+            self.duration.record(duration, attributes)
+
+    def record_retry(self, *, milestone: str, reason: str) -> None:
+        self.retries.add(1, {"kinfra.milestone": milestone, "kinfra.retry.reason": reason})
+
+    def record_loop(self, *, milestone: str) -> None:
+        self.loops.add(1, {"kinfra.milestone": milestone})
+
+    def record_escalation(self, *, milestone: str, kind: str) -> None:
+        self.escalations.add(1, {"kinfra.milestone": milestone, "kinfra.question.kind": kind})
+
+    def record_answer(self, *, milestone: str, kind: str, wait: float) -> None:
+        self.answer_wait.record(
+            max(wait, 0.0), {"kinfra.milestone": milestone, "kinfra.question.kind": kind}
         )
 
-    def record_task(self, *, milestone: str, status: str) -> None:
-        self.tasks.add(1, {"kinfra.milestone": milestone, "kinfra.task.status": status})
+    def record_backoff(self, *, milestone: str, api_error: str, seconds: float) -> None:
+        attributes = {"kinfra.milestone": milestone, "kinfra.api_error": api_error}
+        self.backoffs.add(1, attributes)
+        self.backoff_time.add(max(seconds, 0.0), attributes)
+
+    def record_e2e(self, *, milestone: str, mode: str, result: str) -> None:
+        self.e2e_runs.add(
+            1, {"kinfra.milestone": milestone, "kinfra.e2e.mode": mode, "kinfra.e2e.result": result}
+        )
+
+    def record_e2e_fix(self, *, milestone: str) -> None:
+        self.e2e_fixes.add(1, {"kinfra.milestone": milestone})
 
     def flush(self) -> None:
         self.tracer_provider.force_flush()
@@ -279,6 +439,15 @@ class Telemetry:
 
 def mark_error(span: Span, message: str) -> None:
     span.set_status(StatusCode.ERROR, message[:200])
+
+
+def _span_tokens(span: Span, tokens: Mapping[str, int]) -> None:
+    if "input" in tokens:
+        span.set_attribute("gen_ai.usage.input_tokens", tokens["input"])
+    if "output" in tokens:
+        span.set_attribute("gen_ai.usage.output_tokens", tokens["output"])
+    for kind, count in tokens.items():
+        span.set_attribute(f"kinfra.tokens.{kind}", count)
 
 
 def _otlp_exporters() -> tuple[SpanExporter, MetricExporter]:

@@ -8,7 +8,10 @@ Scenario (env ``FAKE_AGENT_SCENARIO``): a scenario name, or the path of a JSON
 file ``{"default": <spec>, "tasks": {"4.1": <spec> | [<spec>, ...]}, "log": path}``
 where a spec is a name or ``{"name": ..., "cost": 0.25, "seconds": 30}``. A
 list gives the spec of each successive invocation for that task (the last one
-repeats). The task id comes from ``KINFRA_TASK_ID`` (set by the orchestrator).
+repeats). The task id comes from ``KINFRA_TASK_ID`` (set by the orchestrator;
+``E2E`` for the E2E step and its fixes). A success spec may name the files to
+write (``"write": {"app/x.txt": "text"}``) and its final message (``"final"``,
+e.g. an ``E2E: pass`` report); ``api_error`` takes a ``"final"`` text too.
 
 Each invocation is appended to the log (``FAKE_AGENT_LOG`` or the file's
 "log") as one JSON line: argv, task, scenario, cwd, session id, TRACEPARENT,
@@ -34,6 +37,17 @@ import uuid
 from typing import Any
 
 MODEL = "claude-sonnet-4-5-20250929"
+
+
+def install(bin_dir: str) -> str:
+    """Put a ``claude`` running this fake into ``bin_dir`` (to go first on
+    PATH); its path."""
+    os.makedirs(bin_dir, exist_ok=True)
+    shim = os.path.join(bin_dir, "claude")
+    with open(shim, "w", encoding="utf-8") as handle:
+        handle.write(f'#!/bin/sh\nexec "{sys.executable}" "{os.path.abspath(__file__)}" "$@"\n')
+    os.chmod(shim, 0o755)
+    return shim
 
 
 def _args(argv: list[str]) -> dict[str, str]:
@@ -237,17 +251,22 @@ def main() -> int:
     s.init()
     max_turns = int(args.get("--max-turns", "50"))
     if name == "instant":
-        s.result("Nothing to do.\n\nSTATUS: done\nSUMMARY: instant", cost=cost)
+        s.result(spec.get("final") or "Nothing to do.\n\nSTATUS: done\nSUMMARY: instant", cost=cost)
     elif name in ("success", "done"):
-        path = os.path.join(cwd, f"fake_agent_{task or 'task'}.txt")
-        s.tool("Read", {"file_path": path}, "File does not exist.")
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"task {task} done by the fake agent (session {session_id})\n")
-        s.tool("Write", {"file_path": path, "content": "..."}, "File written.")
+        files = spec.get("write") or {f"fake_agent_{task or 'task'}.txt": None}
+        for relative, content in files.items():
+            path = os.path.join(cwd, relative)
+            s.tool("Read", {"file_path": path}, "File does not exist.")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "a" if content is None else "w", encoding="utf-8") as handle:
+                handle.write(
+                    content or f"task {task} done by the fake agent (session {session_id})\n"
+                )
+            s.tool("Write", {"file_path": path, "content": "..."}, "File written.")
         s.tool("Bash", {"command": "make test"}, "all tests passed")
-        text = f"I implemented task {task} and the tests pass."
-        if name == "done" or spec.get("status", True):
-            text += f"\n\nSTATUS: done\nQUESTION: none\nSUMMARY: wrote {os.path.basename(path)}"
+        text = spec.get("final") or f"I implemented task {task} and the tests pass."
+        if "final" not in spec and (name == "done" or spec.get("status", True)):
+            text += f"\n\nSTATUS: done\nQUESTION: none\nSUMMARY: wrote {', '.join(files)}"
         s.assistant([{"type": "text", "text": text}])
         s.result(text, cost=cost)
     elif name == "max_turns":
@@ -256,7 +275,7 @@ def main() -> int:
         s.result("", subtype="error_max_turns", is_error=True, cost=cost)
         return 1
     elif name == "api_error":
-        text = (
+        text = spec.get("final") or (
             'API Error: 529 {"type":"error","error":{"type":"overloaded_error",'
             '"message":"Overloaded"}}'
         )
