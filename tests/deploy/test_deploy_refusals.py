@@ -17,7 +17,8 @@ from kinfra.testing.gitrepo import commit_all, git
 
 def started_nothing(shop: Shop, engine: SecondEngine, kinfra_home: Path) -> None:
     assert [name for name in engine.containers() if name.startswith(shop.project)] == []
-    assert not any(ref.startswith("shop-") for ref in engine.image_refs())
+    shas = {sha[:12] for sha in git(shop.repo, "rev-list", "--all").stdout.split()}
+    assert [ref for ref in engine.image_refs() if ref.rsplit(":", 1)[-1] in shas] == []
     assert not (kinfra_home / shop.project / "deploys.jsonl").exists()
     assert git(shop.repo, "worktree", "list").stdout.count("\n") == 1
 
@@ -102,3 +103,29 @@ def test_an_unknown_context_is_one_line_naming_the_key(shop: Shop, engine: Secon
     status = kinfra(shop.repo, "deploy", "status", env=shop.env)
     assert status.returncode == 0
     assert "prod: unreachable" in status.stdout and "no Docker context named 'nas'" in status.stdout
+
+
+def test_an_engine_that_does_not_answer_is_named_with_nothing_started(
+    shop: Shop, engine: SecondEngine, kinfra_home: Path
+) -> None:
+    # A context whose engine is not there: the right host, a port nothing listens on.
+    endpoint = f"tcp://{engine.address}:2999"
+    subprocess.run(
+        ["docker", "context", "create", "gone", "--docker", f"host={endpoint}"],
+        env={**os.environ, **shop.env}, check=True, capture_output=True,
+    )  # fmt: skip
+    config = shop.repo / "kinfra.toml"
+    config.write_text(
+        config.read_text().replace(f'context = "{engine.context}"', 'context = "gone"', 1)
+    )
+    commit_all(shop.repo, "an engine that is gone")
+    git(shop.repo, "push", "-q", "origin", "main")
+
+    result = kinfra(shop.repo, "deploy", "prod", env=shop.env)
+
+    assert result.returncode == 1
+    assert "the engine of Docker context gone cannot be reached" in result.stderr
+    assert str(engine.address) in result.stderr
+    started_nothing(shop, engine, kinfra_home)
+    status = kinfra(shop.repo, "deploy", "status", "prod", env=shop.env)
+    assert "prod: unreachable" in status.stdout and "cannot be reached" in status.stdout

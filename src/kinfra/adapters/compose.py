@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,14 @@ def docker(args: Sequence[str], check: bool = True, **kwargs: Any) -> Result:
 
 def raise_if_unavailable(result: Result) -> None:
     text = result.output
+    remote = re.search(
+        r"Cannot connect to the Docker daemon at ((?:tcp|ssh)://[^\s.]+(?:\.[^\s.]+)*)", text
+    )
+    if remote:  # another engine, through a Docker context or DOCKER_HOST
+        raise DockerUnavailableError(
+            f"the Docker daemon at {remote.group(1)} cannot be reached",
+            hint="check that engine, and the context that names it (`docker context ls`)",
+        )
     if "Cannot connect to the Docker daemon" in text or "Is the docker daemon running" in text:
         raise DockerUnavailableError(
             "the Docker daemon is not running",

@@ -3,8 +3,9 @@
 Contexts are Docker's own way to reach another engine (its remote API over
 SSH or TLS), so kinfra needs no agent of its own there: every call here is
 ``docker --context NAME …`` (None: the engine the docker CLI uses by
-default, where images are built). Failures become a ``DeployError`` naming
-the context and docker's own first line.
+default, where images are built), made through ``adapters.docker``.
+Failures become a ``DeployError`` naming the context and docker's own
+last line.
 """
 
 from __future__ import annotations
@@ -14,34 +15,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kinfra.adapters.runner import CommandError, CommandNotFoundError, Result, pipe, run
+from kinfra.adapters import docker as docker_cli
+from kinfra.adapters.runner import CommandError, Result, pipe
 from kinfra.errors import DeployError, DockerUnavailableError
 
 
 def _argv(context: str | None, args: Sequence[str]) -> list[str]:
-    return ["docker", *(["--context", context] if context else []), *args]
+    return [*(["--context", context] if context else []), *args]
 
 
 def docker(context: str | None, *args: str, check: bool = True) -> Result:
-    try:
-        result = run(_argv(context, args), check=False)
-    except CommandNotFoundError as exc:
-        raise DockerUnavailableError(
-            "Docker is not installed (no `docker` on PATH)",
-            hint="install Docker Engine or Docker Desktop",
-        ) from exc
+    result = docker_cli.docker(_argv(context, args), check=False)
     if check and not result.ok:
         raise _failure(context, args, result)
     return result
 
 
 def _failure(context: str | None, args: Sequence[str], result: Result) -> DeployError:
-    lines = [line.strip() for line in result.output.splitlines() if line.strip()]
-    detail = lines[-1] if lines else f"exit {result.returncode}"
     where = f"engine of context {context}" if context else "local engine"
     return DeployError(
-        f"docker {' '.join(args[:2])} failed on the {where}: {detail}",
-        hint="full command: " + " ".join(_argv(context, args)),
+        f"docker {' '.join(args[:2])} failed on the {where}: {docker_cli.last_line(result.output)}",
+        hint="full command: docker " + " ".join(_argv(context, args)),
     )
 
 
@@ -62,12 +56,17 @@ def context_names() -> list[str]:
 
 def server_version(context: str) -> str:
     """The engine's version; a DeployError saying why it cannot be reached."""
-    result = docker(context, "version", "--format", "{{.Server.Version}}", check=False)
+    try:
+        result = docker(context, "version", "--format", "{{.Server.Version}}", check=False)
+    except DockerUnavailableError as exc:  # the daemon's address is in the message
+        raise DeployError(
+            f"the engine of Docker context {context} cannot be reached: {exc.message}",
+            hint=f"check it with `docker --context {context} info`",
+        ) from exc
     if not result.ok or not result.stdout.strip():
-        lines = [line.strip() for line in result.output.splitlines() if line.strip()]
         raise DeployError(
             f"the engine of Docker context {context} cannot be reached: "
-            + (lines[-1] if lines else f"exit {result.returncode}"),
+            + docker_cli.last_line(result.output),
             hint=f"check it with `docker --context {context} info`",
         )
     return result.stdout.strip()
@@ -127,7 +126,10 @@ def transfer(images: Sequence[str], source: str | None, target: str) -> None:
     if not images:
         return
     try:
-        pipe(_argv(source, ["save", *images]), _argv(target, ["load", "--quiet"]))
+        pipe(
+            ["docker", *_argv(source, ["save", *images])],
+            ["docker", *_argv(target, ["load", "--quiet"])],
+        )
     except CommandError as exc:
         raise _failure(target, ["load"], exc.result) from exc
 

@@ -16,7 +16,7 @@ from kinfra.background import Background
 from kinfra.domain.config import Config
 from kinfra.domain.config_deploy import DeployTarget
 from kinfra.domain.deploy import PREV_REPOSITORY, Release, Running, prev_service, prev_tag
-from kinfra.errors import ConfigError, DeployError
+from kinfra.errors import DeployError, KinfraError
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ def require_target(config: Config, name: str) -> DeployTarget:
 
 
 def connect(target: DeployTarget) -> Engine:
-    """The target's engine (whether it answers, ``survey`` finds out). An
-    unknown context is a config error naming the key and listing the
-    contexts Docker has."""
+    """The target's engine, checked reachable, so that nothing is built for an
+    engine that is not there. An unknown context is a config error naming the
+    key and listing the contexts Docker has."""
     endpoint = docker_engine.context_endpoint(target.context)
     if endpoint is None:
         names = docker_engine.context_names()
@@ -51,16 +51,15 @@ def connect(target: DeployTarget) -> Engine:
             hint="create it (`docker context create NAME --docker host=ssh://user@host`) "
             "or name an existing one",
         )
+    docker_engine.server_version(target.context)
     return Engine(target.context, endpoint, target.address or host_of(endpoint))
 
 
 def probe(target: DeployTarget) -> tuple[Engine | None, str]:
     """The engine, or why it cannot be used: for status, which reports rather than fails."""
     try:
-        engine = connect(target)
-        docker_engine.server_version(engine.context)
-        return engine, ""
-    except (ConfigError, DeployError) as exc:
+        return connect(target), ""
+    except KinfraError as exc:  # unknown context, unreachable engine
         return None, exc.message
 
 
@@ -93,9 +92,7 @@ class Survey:
 
 
 def survey(engine: Engine, project: str) -> Survey:
-    """Whether the engine answers, then three reads of it side by side (each a
-    round trip to it)."""
-    docker_engine.server_version(engine.context)
+    """Three reads of the engine, side by side (each a round trip to it)."""
     point = Background(rollback_point, engine, project)
     images = Background(docker_engine.all_image_ids, engine.context)
     now, _ = running(engine, project)
