@@ -16,7 +16,7 @@ from kinfra.orch.context import RunContext
 from kinfra.orch.events import EventCallback, EventKind, RunEvent
 from kinfra.orch.notify import Event, Notice, secret_values, send
 from kinfra.orch.plan import Plan
-from kinfra.orch.state import E2EState, Question, RunState, TaskState, save_state
+from kinfra.orch.state import E2EState, Question, RunState, StateWriter, TaskState
 from kinfra.orch.telemetry import Telemetry
 
 Asker = Callable[[Question], str | None]  # asks a human on the terminal; None: no answer
@@ -42,6 +42,7 @@ class RunServices:
     notes: list[str] = field(default_factory=list)
     timings: list[tuple[str, float, float]] = field(default_factory=list)
     _secrets: list[str] | None = None
+    _writer: StateWriter | None = None
 
     @property
     def settings(self) -> OrchestratorSettings:
@@ -52,8 +53,10 @@ class RunServices:
         return self.ctx.settings.policy
 
     def save(self, state: RunState) -> None:
+        if self._writer is None:
+            self._writer = StateWriter(self.state_path)
         self.state = state
-        save_state(self.state_path, state)
+        self._writer.save(state)
 
     def save_task(self, task: TaskState) -> None:
         self.save(self.state.with_task(task))

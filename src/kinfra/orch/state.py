@@ -404,6 +404,30 @@ def load_state(path: Path) -> RunState | None:
 
 
 def save_state(path: Path, state: RunState) -> None:
-    # Compact: json's C encoder only runs without indent, and a run saves its
-    # state several times an attempt (`kinfra orch status --json` reads it nicely).
-    atomic_write_text(path, json.dumps(state_to_dict(state), separators=(",", ":")) + "\n")
+    StateWriter(path).save(state)
+
+
+class StateWriter:
+    """Writes one run's state, again and again (several times an attempt):
+    a task unchanged since the last write (the same immutable record) is not
+    converted again, and the JSON is compact (json's C encoder only runs
+    without indent; `kinfra orch status --json` reads it nicely)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tasks: dict[int, tuple[TaskState, Any]] = {}
+
+    def save(self, state: RunState) -> None:
+        known: dict[int, tuple[TaskState, Any]] = {}
+        tasks = []
+        for task in state.tasks:
+            hit = self._tasks.get(id(task))
+            plain = hit[1] if hit is not None and hit[0] is task else _plain(task)
+            known[id(task)] = (task, plain)
+            tasks.append(plain)
+        self._tasks = known
+        data = {
+            name: tasks if name == "tasks" else _plain(getattr(state, name))
+            for name in RunState.__dataclass_fields__
+        }
+        atomic_write_text(self.path, json.dumps(data, separators=(",", ":")) + "\n")
