@@ -13,7 +13,7 @@ from kinfra.paths import project_home
 from kinfra.testing import bundled
 from kinfra.testing.dockerkit import unique_prefix
 from kinfra.testing.example import kinfra, make_example_project
-from kinfra.testing.model_server import Fail, ModelServer, WriteFile, done
+from kinfra.testing.model_server import Fail, ModelServer, WriteFile, done, failures
 
 TOOLS = ["Bash", "Edit", "Read", "Write"]
 
@@ -143,4 +143,24 @@ def test_a_rate_limit_is_waited_out_until_its_reset_without_using_an_attempt(
     )
     assert 1.5 <= waited["backoff"] <= 3.0
     assert finished["resumed_session"] and finished["session_id"] == waited["session_id"]
+    assert (repo / "app" / "hello.txt").read_text() == "hello world\n"
+
+
+def test_codex_api_errors_are_waited_out_too(real_codex: ModelServer, tmp_path: Path) -> None:
+    name, repo = _shop(tmp_path, agent="codex", backoff=[0.2, 0.2, 0.2, 0.2])
+    plan = bundled.plan_path(repo, "hello_world")
+    real_codex.script(
+        *failures(500, 8),  # more than codex retries itself
+        WriteFile("app/hello.txt", "hello world\n"),
+        done("wrote it"),
+        key="Hello world",
+    )
+    result = kinfra(repo, "orch", "run", str(plan))
+    assert result.returncode == 0, result.stderr
+    assert "API server error: retry 1/4 in 0 s" in result.stderr
+    attempts = _state(name, "hello_world-M1")["tasks"][0]["attempts"]  # type: ignore[index]
+    waited, finished = attempts[:-1], attempts[-1]
+    assert waited and all(a["api_error"] == "server_error" for a in waited)
+    assert finished["status"] == "done" and finished["resumed_session"]
+    assert finished["session_id"] == waited[0]["session_id"]  # codex's thread, resumed
     assert (repo / "app" / "hello.txt").read_text() == "hello world\n"
