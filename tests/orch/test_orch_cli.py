@@ -112,6 +112,14 @@ def test_exit_codes_questions_answers_and_json_reports(
         ("app", "M3", "3.2", question)
     ]
     assert "app      M3         3.2   needs_human" in kinfra("orch", "questions").stdout
+    # another project's corrupt run state is named, and hides nothing
+    junk = project_home("other") / "runs" / "M9.json"
+    junk.parent.mkdir(parents=True)
+    junk.write_text('{"version": 1, "tasks": 3}')
+    listing = kinfra("orch", "questions")
+    assert "3.2   needs_human" in listing.stdout
+    assert f"warning: run state {junk} is corrupt" in listing.stderr
+    junk.unlink()
 
     # resume without an answer stops again, the agent untouched
     result = kinfra("orch", "resume", plan3, "--workdir", repo, env=env)

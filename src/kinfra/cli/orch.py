@@ -450,7 +450,10 @@ def questions_command(as_json: bool) -> None:
     from kinfra.cli import render
     from kinfra.orch.escalation import format_wait, machine_questions
 
-    found = machine_questions()
+    listed = machine_questions()
+    found = listed.questions
+    for problem in listed.unreadable:
+        render.warn(problem)
     if as_json:
         render.print_json([_question_json(q) for q in found])
         return

@@ -95,36 +95,35 @@ class OpenQuestion:
         return seconds_since(self.question.asked)
 
 
-def open_questions_in(runs_dirs: list[Path]) -> list[OpenQuestion]:
-    """Every open question of the run states in these folders, oldest first.
-    A corrupt state is an error here too: it is named, never skipped quietly."""
+@dataclass(frozen=True)
+class QuestionList:
+    questions: list[OpenQuestion]  # oldest first
+    unreadable: list[str]  # a corrupt state file each, with what is wrong with it
+
+
+def machine_questions() -> QuestionList:
+    """``kinfra orch questions``: every project's open questions on this
+    machine. A corrupt run state is named, not skipped quietly, and does not
+    hide the other projects' questions."""
+    from kinfra.errors import StateFileError
     from kinfra.orch.state import load_state
-
-    found: list[OpenQuestion] = []
-    for runs in runs_dirs:
-        for path in sorted(runs.glob("*.json")):
-            state = load_state(path)
-            if state is None:
-                continue
-            for question in state.open_questions():
-                found.append(
-                    OpenQuestion(state.project, state.milestone, state.plan_path, path, question)
-                )
-    return sorted(found, key=lambda q: q.question.asked)
-
-
-def machine_questions() -> list[OpenQuestion]:
-    """``kinfra orch questions``: every project's open questions on this machine."""
     from kinfra.paths import kinfra_home
 
-    return open_questions_in(sorted(kinfra_home().glob("*/runs")))
-
-
-def project_questions(workdir: Path | None = None) -> list[OpenQuestion]:
-    """The open questions of every milestone of the project at ``workdir``."""
-    from kinfra.orch.context import resolve_context
-
-    return open_questions_in([resolve_context(workdir).runs_dir])
+    found: list[OpenQuestion] = []
+    unreadable: list[str] = []
+    for path in sorted(kinfra_home().glob("*/runs/*.json")):
+        try:
+            state = load_state(path)
+        except StateFileError as exc:
+            unreadable.append(exc.message)
+            continue
+        if state is None:
+            continue
+        for question in state.open_questions():
+            found.append(
+                OpenQuestion(state.project, state.milestone, state.plan_path, path, question)
+            )
+    return QuestionList(sorted(found, key=lambda q: q.question.asked), unreadable)
 
 
 @dataclass(frozen=True)
