@@ -12,6 +12,7 @@ from kinfra.orch.agents.base import AgentOutcome, AgentResult
 from kinfra.orch.runloop import NO_STATUS, judge
 from kinfra.orch.state import (
     Attempt,
+    AttemptKind,
     E2EResult,
     E2ERun,
     E2EState,
@@ -100,7 +101,7 @@ def test_state_round_trips_through_the_versioned_file(tmp_path: Path) -> None:
     assert loaded == _state()
     # with questions, answers and E2E results too
     question = Question(1, "1.2", QuestionKind.LOOP, "why?", "2026-01-01T00:00:00Z", "sid", "so")
-    fix = Attempt(1, "s2", "t", kind="fix", signature="abc", api_error=None, backoff=3.0)
+    fix = Attempt(1, "s2", "t", kind=AttemptKind.FIX, signature="abc", api_error=None, backoff=3.0)
     e2e = E2EState(
         E2EStatus.FAILED,
         (E2ERun(1, "t", "command", "t2", E2EResult.FAIL, "FAIL x"),),

@@ -28,7 +28,7 @@ from kinfra.orch import escalation
 from kinfra.orch.agents.base import AgentResult
 from kinfra.orch.backoff import ApiFailure
 from kinfra.orch.events import EventKind, RunEvent
-from kinfra.orch.invoke import INTERRUPTED, AttemptKind, Conclude, Invocation, Invoker, Verdict
+from kinfra.orch.invoke import INTERRUPTED, Conclude, Invocation, Invoker, Verdict
 from kinfra.orch.notify import Event
 from kinfra.orch.prompt import answer_prompt, e2e_fix_prompt, e2e_prompt
 from kinfra.orch.retry import output_tail
@@ -37,6 +37,7 @@ from kinfra.orch.state import (
     E2E_FIX,
     E2E_STEP,
     Attempt,
+    AttemptKind,
     E2EResult,
     E2ERun,
     E2EStatus,
@@ -86,7 +87,7 @@ def ensure_slot(run: RunServices) -> Sandbox:
 def fixes_used(attempts: tuple[Attempt, ...]) -> int:
     """Fix attempts counted against ``e2e_fix_attempts``: those since the last
     one that carried a human's answer (that one included); API errors never."""
-    fixes = [a for a in attempts if a.kind == AttemptKind.FIX]
+    fixes = [a for a in attempts if a.kind is AttemptKind.FIX]
     start = 0
     for index, attempt in enumerate(fixes):
         if attempt.answered is not None:
@@ -316,7 +317,7 @@ class E2EStep:
                 inv, len(run.state.e2e.attempts) + 1, save, conclude, lambda: run.state.e2e.attempts
             )
         except Interrupted:
-            self._status(E2EStatus.PENDING if inv.kind == AttemptKind.E2E else E2EStatus.FAILED)
+            self._status(E2EStatus.PENDING if inv.kind is AttemptKind.E2E else E2EStatus.FAILED)
             raise
 
     # --- bookkeeping -------------------------------------------------------------------
@@ -339,8 +340,8 @@ def _evidence(run: E2ERun | None) -> str:
     return run.evidence or "(no evidence)"
 
 
-def _last_session(attempts: tuple[Attempt, ...], kind: str | None = None) -> str | None:
+def _last_session(attempts: tuple[Attempt, ...], kind: AttemptKind | None = None) -> str | None:
     for attempt in reversed(attempts):
-        if (kind is None or attempt.kind == kind) and attempt.session_id:
+        if (kind is None or attempt.kind is kind) and attempt.session_id:
             return attempt.session_id
     return None

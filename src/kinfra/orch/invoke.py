@@ -22,16 +22,10 @@ from kinfra.orch.backoff import ApiFailure, api_failure, next_wait, sleep
 from kinfra.orch.events import EventKind, RunEvent
 from kinfra.orch.retry import failure_signature
 from kinfra.orch.services import RunServices
-from kinfra.orch.state import Attempt, TaskStatus, now_iso
+from kinfra.orch.state import Attempt, AttemptKind, TaskStatus, now_iso
 from kinfra.orch.telemetry import Telemetry
 
 INTERRUPTED = "interrupted"
-
-
-class AttemptKind:
-    TASK = "task"
-    E2E = "e2e"  # the agent runs the plan's E2E section
-    FIX = "fix"  # the agent fixes what a failed E2E showed
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ class Invocation:
 
     task_id: str  # a task id, or E2E_STEP
     title: str
-    kind: str  # AttemptKind
+    kind: AttemptKind
     prompt: str
     resume_session: str | None  # continue this session; None: a new one
     fallback_prompt: Callable[[], str]  # the prompt for a fresh session if the saved one is gone

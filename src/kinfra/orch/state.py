@@ -32,6 +32,12 @@ class TaskStatus(str, Enum):
     BLOCKED = "blocked"
 
 
+class AttemptKind(str, Enum):
+    TASK = "task"
+    E2E = "e2e"  # the agent runs the plan's E2E section
+    FIX = "fix"  # the agent fixes what a failed E2E showed
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -57,7 +63,7 @@ class Attempt:
     summary: str | None = None
     note: str | None = None  # e.g. the saved session could not be resumed: a fresh one started
     # Autonomy (retry.py, backoff.py, escalation.py, e2e.py):
-    kind: str = "task"  # task, e2e (the agent runs the E2E) or fix (after a failed E2E)
+    kind: AttemptKind = AttemptKind.TASK
     signature: str | None = None  # normalized failure, for loop detection
     detail: str | None = None  # what the next attempt is told failed (check output tail)
     api_error: str | None = None  # ApiErrorKind value: waited out, not an attempt used
@@ -153,7 +159,7 @@ class E2EState:
 
     @property
     def fixes(self) -> tuple[Attempt, ...]:
-        return tuple(a for a in self.attempts if a.kind == "fix")
+        return tuple(a for a in self.attempts if a.kind is AttemptKind.FIX)
 
     @property
     def cost_usd(self) -> float:
@@ -322,7 +328,7 @@ def _attempt(data: dict[str, Any]) -> Attempt:
     known = {f for f in Attempt.__dataclass_fields__}
     values = {k: v for k, v in data.items() if k in known}
     values["tokens"] = {str(k): int(v) for k, v in (values.get("tokens") or {}).items()}
-    _typed(values, "kind", str, "task")
+    values["kind"] = AttemptKind(_typed(values, "kind", str, AttemptKind.TASK.value))
     for key, kind in (("signature", str), ("detail", str), ("api_error", str)):
         _typed(values, key, kind, None)
     for key in ("backoff",):

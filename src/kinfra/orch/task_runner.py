@@ -21,12 +21,12 @@ from kinfra.orch import escalation, retry
 from kinfra.orch.agents.base import AgentOutcome, AgentResult
 from kinfra.orch.backoff import ApiFailure
 from kinfra.orch.events import EventKind, RunEvent
-from kinfra.orch.invoke import INTERRUPTED, AttemptKind, Invocation, Invoker, Verdict
+from kinfra.orch.invoke import INTERRUPTED, Invocation, Invoker, Verdict
 from kinfra.orch.notify import Event
 from kinfra.orch.plan import Task
 from kinfra.orch.prompt import answer_prompt, resume_prompt, retry_prompt, task_prompt
 from kinfra.orch.services import RunServices
-from kinfra.orch.state import Attempt, Question, QuestionKind, TaskState, TaskStatus
+from kinfra.orch.state import Attempt, AttemptKind, Question, QuestionKind, TaskState, TaskStatus
 from kinfra.orch.status_block import AgentStatus
 
 # Outcomes after which the next attempt continues the same agent session.
