@@ -8,7 +8,7 @@ not up is started and must pass its startability gate first.
   it by its exit code; the output's tail is the evidence.
 - Without one, the agent gets the E2E section (and the slot's URLs) as a step
   of its own, changes nothing, and ends with ``E2E: pass | fail`` and its
-  ``EVIDENCE:``. No verdict, or a pass without evidence, is a failure.
+  ``EVIDENCE:``. No conclusion, or a pass without evidence, is a failure.
 
 A failed E2E goes to the agent with its evidence to fix the code, and the E2E
 runs again: at most ``[orchestrator] e2e_fix_attempts`` fixes (default 5;
@@ -28,7 +28,7 @@ from kinfra.orch import escalation
 from kinfra.orch.agents.base import AgentResult
 from kinfra.orch.backoff import ApiFailure
 from kinfra.orch.events import EventKind, RunEvent
-from kinfra.orch.invoke import INTERRUPTED, Conclude, Invocation, Invoker, Verdict
+from kinfra.orch.invoke import INTERRUPTED, Conclude, Conclusion, Invocation, Invoker
 from kinfra.orch.notify import Event
 from kinfra.orch.prompt import answer_prompt, e2e_fix_prompt, e2e_prompt
 from kinfra.orch.retry import output_tail
@@ -236,13 +236,13 @@ class E2EStep:
         evidence = report.evidence or "(the agent reported a pass with no evidence)"
         return self._end_run(record, E2EResult.FAIL, evidence)
 
-    def _conclude_e2e(self, result: AgentResult) -> Verdict:
+    def _conclude_e2e(self, result: AgentResult) -> Conclusion:
         report = parse_e2e_report(result.final_text)
         if result.outcome.value != "success":
-            return Verdict(TaskStatus.FAILED, result.error or result.outcome.value)
+            return Conclusion(TaskStatus.FAILED, result.error or result.outcome.value)
         if report is None:
-            return Verdict(TaskStatus.FAILED, "no `E2E: pass | fail` line in the final message")
-        return Verdict(TaskStatus.DONE if report.passed else TaskStatus.FAILED)
+            return Conclusion(TaskStatus.FAILED, "no `E2E: pass | fail` line in the final message")
+        return Conclusion(TaskStatus.DONE if report.passed else TaskStatus.FAILED)
 
     def _end_run(self, record: E2ERun, result: E2EResult | None, evidence: str) -> bool:
         run = self.run
@@ -254,10 +254,10 @@ class E2EStep:
             mode=record.mode,
             result=result.value if result else "error",
         )
-        verdict = "passed" if passed else "failed"
+        conclusion = "passed" if passed else "failed"
         run.emit(
             RunEvent(
-                EventKind.E2E_END, E2E_STEP, message=f"E2E {verdict}: {evidence.strip()[:300]}"
+                EventKind.E2E_END, E2E_STEP, message=f"E2E {conclusion}: {evidence.strip()[:300]}"
             )
         )
         run.telemetry.flush()
@@ -301,7 +301,7 @@ class E2EStep:
             answered,
         )
         run.telemetry.record_e2e_fix(milestone=run.key)
-        attempt, _result, failure = self._invoke(inv, lambda result: Verdict(*judge(result)))
+        attempt, _result, failure = self._invoke(inv, lambda result: Conclusion(*judge(result)))
         return None if failure is not None else TaskStatus(attempt.status)
 
     def _invoke(

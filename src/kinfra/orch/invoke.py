@@ -2,7 +2,7 @@
 goes (the session id before the agent starts, its pid once it runs), and
 what an interrupt leaves behind.
 
-Every agent run of an orchestrated milestone goes through ``Invoker.run``: a
+Every agent run of an orchestrated milestone goes through ``Invoker.attempt``: a
 task's attempts, the E2E step run by the agent, and the fixes after a failed
 E2E. The caller judges the result (``conclude``) inside the attempt's span.
 """
@@ -42,7 +42,7 @@ class Invocation:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Conclusion:
     """What the caller made of a result: the status, and for a failure what
     the next attempt is told."""
 
@@ -51,7 +51,7 @@ class Verdict:
     detail: str | None = None  # the check's output tail
 
 
-Conclude = Callable[[AgentResult], Verdict]
+Conclude = Callable[[AgentResult], Conclusion]
 SaveAttempt = Callable[[Attempt], None]
 History = Callable[[], Sequence[Attempt]]  # the attempts made so far (of the task, or the E2E)
 
@@ -196,27 +196,27 @@ class Invoker:
                 raise
             failure = api_failure(result)
             if failure is not None:
-                verdict = Verdict(TaskStatus.FAILED, result.error or result.outcome.value)
+                conclusion = Conclusion(TaskStatus.FAILED, result.error or result.outcome.value)
             else:
-                verdict = conclude(result)
+                conclusion = conclude(result)
             attempt = replace(
                 attempt,
                 session_id=result.session_id or attempt.session_id,
                 ended=now_iso(),
                 outcome=result.outcome.value,
-                status=verdict.status.value,
+                status=conclusion.status.value,
                 cost_usd=result.cost_usd,
                 tokens=dict(result.tokens),
                 turns=result.turns,
                 duration=round(time.monotonic() - t0, 3),
-                error=verdict.error,
-                detail=verdict.detail,
+                error=conclusion.error,
+                detail=conclusion.detail,
                 question=result.question,
                 summary=result.status_block.summary if result.status_block else None,
                 api_error=failure.kind.value if failure else None,
-                signature=_signature(verdict) if failure is None else None,
+                signature=_signature(conclusion) if failure is None else None,
             )
-            Telemetry.end_attempt(span, result, verdict.status.value, verdict.error)
+            Telemetry.end_attempt(span, result, conclusion.status.value, conclusion.error)
             run.telemetry.record_attempt(
                 agent=agent.name,
                 provider=agent.provider,
@@ -233,8 +233,8 @@ class Invoker:
             RunEvent(
                 EventKind.TASK_END,
                 inv.task_id,
-                message=verdict.error or "",
-                status=verdict.status,
+                message=conclusion.error or "",
+                status=conclusion.status,
                 attempt=attempt,
             )
         )
@@ -280,7 +280,7 @@ class Invoker:
             inv = replace(inv, resume_session=attempt.session_id or inv.resume_session)
 
 
-def _signature(verdict: Verdict) -> str | None:
-    if verdict.status is not TaskStatus.FAILED:
+def _signature(conclusion: Conclusion) -> str | None:
+    if conclusion.status is not TaskStatus.FAILED:
         return None
-    return failure_signature("\n".join(filter(None, (verdict.error, verdict.detail))))
+    return failure_signature("\n".join(filter(None, (conclusion.error, conclusion.detail))))

@@ -21,7 +21,7 @@ from kinfra.orch import escalation, retry
 from kinfra.orch.agents.base import AgentOutcome, AgentResult
 from kinfra.orch.backoff import ApiFailure
 from kinfra.orch.events import EventKind, RunEvent
-from kinfra.orch.invoke import INTERRUPTED, Invocation, Invoker, Verdict
+from kinfra.orch.invoke import INTERRUPTED, Conclusion, Invocation, Invoker
 from kinfra.orch.notify import Event
 from kinfra.orch.plan import Task
 from kinfra.orch.prompt import answer_prompt, resume_prompt, retry_prompt, task_prompt
@@ -197,18 +197,18 @@ class TaskRunner:
             return Invocation(task.id, task.title, AttemptKind.TASK, fresh(), None, fresh)
         return Invocation(task.id, task.title, AttemptKind.TASK, fresh(), None, fresh)
 
-    def _conclude(self, task: Task, result: AgentResult) -> Verdict:
+    def _conclude(self, task: Task, result: AgentResult) -> Conclusion:
         status, error = judge(result)
         if status is not TaskStatus.DONE:
-            return Verdict(status, error)
+            return Conclusion(status, error)
         failed = self._check(task)
         if failed is not None:
-            return Verdict(TaskStatus.FAILED, *failed)
+            return Conclusion(TaskStatus.FAILED, *failed)
         if self.run.settings.commit:
             error = self._commit(task)
             if error:
-                return Verdict(TaskStatus.FAILED, error)
-        return Verdict(TaskStatus.DONE)
+                return Conclusion(TaskStatus.FAILED, error)
+        return Conclusion(TaskStatus.DONE)
 
     def _check(self, task: Task) -> tuple[str, str | None] | None:
         """Run the check command: None when it passed, else (error, output tail)."""
