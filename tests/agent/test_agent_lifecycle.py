@@ -63,6 +63,7 @@ def test_reset_keeps_commits_and_kept_volumes_clears_logs_and_refuses_unsaved_wo
     assert container_id(box) not in ("", before)  # a new container
     assert not (wt / "scratch.txt").exists()
     assert (wt / "README.md").read_text() == "test repo\n"
+    assert (wt / "README.md").stat().st_uid == 1000  # restored by the owner, in the container
     assert (wt / "committed.txt").read_text() == "kept\n"
     assert git(wt, "status", "--porcelain").stdout == ""
     inside = p.kinfra("agent", "run", "--", "sh", "-c", "cat /env/models/m.bin; ls -A /logs")

@@ -39,6 +39,10 @@ class VolumeRole(str, Enum):
         """Whether `kinfra done` / `agent rm` leave the volume in place."""
         return self is VolumeRole.KEEP
 
+    @property
+    def kept_by_reset(self) -> bool:
+        return self is not VolumeRole.LOGS
+
 
 def project_image(project: str) -> str:
     """The tag naming the image `kinfra agent build` last made for a project."""
@@ -127,12 +131,15 @@ class ContainerSpec:
     def user(self) -> str:
         return f"{self.uid}:{self.gid}"
 
+    def labels(self) -> dict[str, str]:
+        return {**self.box.labels(), LABEL_USER: self.user}
+
     def run_args(self) -> list[str]:
         """``docker run`` arguments (after ``docker``) that start it detached."""
         args = ["run", "--detach", "--init", "--name", self.box.container]
         # The entrypoint sets up the owner's user as root, then drops to it.
         args += ["--user", "0:0", "--hostname", self.box.container]
-        for key, value in {**self.box.labels(), LABEL_USER: self.user}.items():
+        for key, value in self.labels().items():
             args += ["--label", f"{key}={value}"]
         if self.network is not None:
             args += ["--network", self.network]

@@ -23,6 +23,7 @@ from kinfra.adapters import docker, git
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import RegistryStore
 from kinfra.adapters.runner import CommandError
+from kinfra.background import Background
 from kinfra.domain.agent_box import (
     LABEL_BOX,
     LABEL_PROJECT,
@@ -105,7 +106,7 @@ def resolve_agent_target(
 def ensure_running(target: AgentTarget) -> docker.ContainerInfo:
     """The worktree's container, made from the current image if missing,
     started if stopped."""
-    info = _ours(target)
+    info = ours(target)
     if info is None:
         return create(target)
     if not info.running and not docker.docker(["start", info.name], check=False).ok:
@@ -117,7 +118,7 @@ def ensure_running(target: AgentTarget) -> docker.ContainerInfo:
     return info
 
 
-def _ours(target: AgentTarget) -> docker.ContainerInfo | None:
+def ours(target: AgentTarget) -> docker.ContainerInfo | None:
     """The container of the target's name, after checking that kinfra made it
     for this worktree (a name is not proof)."""
     info = docker.container(target.box.container)
@@ -160,7 +161,7 @@ def create(target: AgentTarget, spec: ContainerSpec | None = None) -> docker.Con
     given); a container that fails to start is not left behind."""
     spec = spec or container_spec(target)
     try:
-        docker.docker(spec.run_args())
+        started = docker.docker(spec.run_args())
     except CommandError as exc:
         with contextlib.suppress(CommandError):
             docker.remove_container(target.box.container)
@@ -170,10 +171,16 @@ def create(target: AgentTarget, spec: ContainerSpec | None = None) -> docker.Con
             hint="Docker's own message is above; the container was removed again "
             "(its volumes are kept)",
         ) from None
-    info = docker.container(target.box.container)
-    if info is None:
-        raise AgentError(f"the agent container {target.box.container} vanished after its start")
-    return info
+    # What `docker container inspect` would say now, known without asking.
+    return docker.ContainerInfo(
+        name=target.box.container,
+        id=started.stdout.strip(),
+        running=True,
+        status="running",
+        image=spec.image,
+        labels=spec.labels(),
+        networks=(spec.network,) if spec.network else (),
+    )
 
 
 def container_spec(target: AgentTarget) -> ContainerSpec:
@@ -182,7 +189,10 @@ def container_spec(target: AgentTarget) -> ContainerSpec:
 
     config = target.project.config
     uid, gid = owner_of(target.path)
-    image = current_image(target.project)
+    # Independent questions to Docker and git, asked together.
+    image = Background(current_image, target.project)
+    common_dir = Background(git.common_dir, target.path)
+    identity = Background(git.identity, target.path)
     slot = target.worktree.slot
     network: str | None = None
     slot_env: dict[str, str] = {}
@@ -194,16 +204,14 @@ def container_spec(target: AgentTarget) -> ContainerSpec:
         )
         slot_env = env_file_values(config, plan, slot.instance_id)
         host_ports = dict(plan.ports)
-    mounts = container_mounts(
-        config, target.box, git.common_dir(target.path), require_shared(config)
-    )
+    mounts = container_mounts(config, target.box, common_dir.result(), require_shared(config))
     return ContainerSpec(
         box=target.box,
-        image=image,
+        image=image.result(),
         uid=uid,
         gid=gid,
         network=network,
-        env=container_env(config, slot_env, git.identity(target.path)),
+        env=container_env(config, slot_env, identity.result()),
         mounts=mounts,
         forward=forwards(config, host_ports),
     )

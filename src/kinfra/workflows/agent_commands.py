@@ -23,6 +23,7 @@ from kinfra.domain.agent_box import (
     VolumeRole,
     project_image,
 )
+from kinfra.domain.config_agent import WORKSPACE
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import AgentError, KinfraError, WorktreeDirtyError
 from kinfra.project import Project
@@ -33,6 +34,7 @@ from kinfra.workflows.agent_box import (
     create,
     ensure_running,
     exec_argv,
+    ours,
     passed_env,
     remove_box,
     resolve_agent_target,
@@ -88,21 +90,31 @@ def reset_agent(
         _refuse_unsaved(target.path, branch)
     # Everything the new container needs is checked before anything is removed.
     spec = container_spec(target)
-    removal = remove_box(project, target.box, (VolumeRole.LOGS,))
+    if ours(target) is not None:
+        docker.remove_container(target.box.container)
+    docker.remove_volumes([target.box.volume(VolumeRole.LOGS)])
     info = create(target, spec)
     # Run in the container as the owner, so restored files are the owner's.
+    # git needs neither the user's name nor the volumes: no wait for the
+    # entrypoint (kinfra-agent-exec would), the exec can start at once.
+    # (The reflog wants a committer; the passwd entry may not be there yet.)
     restore = (
+        ': "${GIT_COMMITTER_NAME:=kinfra agent}" "${GIT_COMMITTER_EMAIL:=agent@kinfra.invalid}"; '
+        "export GIT_COMMITTER_NAME GIT_COMMITTER_EMAIL; "
         'git checkout --quiet --force "$1" && git reset --quiet --hard && git clean --quiet -fd'
     )
     result = docker.docker(
-        exec_argv(info, ["sh", "-c", restore, "restore", branch], (), False, False), check=False
-    )
+        ["exec", "--user", spec.user, "--workdir", WORKSPACE, info.name,
+         "sh", "-c", restore, "restore", branch],
+        check=False,
+    )  # fmt: skip
     if not result.ok:
         raise AgentError(
             f"the worktree could not be restored to {branch}: {result.output.strip()[-300:]}",
             hint=f"see `git -C {target.path} status`",
         )
-    return ResetResult(info.name, branch, removal.kept, time.monotonic() - started)
+    kept = tuple(m.source for m in spec.mounts if m.role is not None and m.role.kept_by_reset)
+    return ResetResult(info.name, branch, kept, time.monotonic() - started)
 
 
 def _refuse_unsaved(path: Path, branch: str) -> None:
