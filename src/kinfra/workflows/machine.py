@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kinfra.adapters import netcheck
 from kinfra.adapters.registry import Registry
 from kinfra.domain.config import CONFIG_FILE, Config, load_config
 from kinfra.domain.slot import LOCAL_PROD_SLOT
@@ -93,6 +92,8 @@ def reserved_ports(entries: list[PortEntry]) -> dict[int, str]:
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something accepts connections on host:port right now."""
+    from kinfra.adapters import netcheck  # sockets: only for `kinfra ports` and `init`
+
     return netcheck.listening(host, port)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kinfra.adapters import compose
-from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord, SlotStatus
+from kinfra.adapters.registry import ClaimKind, Registry, RegistryStore, SlotRecord, SlotStatus
 from kinfra.domain.slot import Slot, parse_env_file
 from kinfra.errors import ComposeError, DockerUnavailableError
 from kinfra.paths import ENV_FILE, SECRETS_FILE
@@ -76,9 +76,6 @@ class SlotListing:
 def list_slots(project: Project, store: RegistryStore | None = None) -> SlotListing:
     """Every slot of the project with Docker's live status and real memory use,
     and the machine's memory budget."""
-    from kinfra.background import Background
-    from kinfra.workflows.budget import budget_of, machine_usage, slot_memory
-
     registry = (store or RegistryStore()).load()
     record = registry.project(project.name)
     if record is None:
@@ -93,12 +90,20 @@ def list_slots(project: Project, store: RegistryStore | None = None) -> SlotList
     running = [
         s.compose_project for s in slots if live.get(s.compose_project, "").startswith("running")
     ]
-    # `docker stats` samples for about a second: it runs while the rest is read.
-    usage = Background(_usage_or_nothing, running)
-    budget = budget_of(project.config)
-    if budget is not None:
-        listing.memory = machine_usage(registry, budget, None if listing.note else live)
-    used = usage.result()
+    used: dict[str, float] = {}
+    if running:
+        from kinfra.background import Background
+
+        # `docker stats` samples for about a second: it runs while the rest is read.
+        usage = Background(_usage_or_nothing, running)
+    if registry.queue or registry.starting or _kinfra_running(registry, live):
+        from kinfra.workflows.budget import budget_of, machine_usage
+
+        budget = budget_of(project.config)
+        if budget is not None:
+            listing.memory = machine_usage(registry, budget, None if listing.note else live)
+    if running:
+        used = usage.result()
     for slot in slots:
         slot_record = record.slots[slot.slot_id]
         status = live.get(slot.compose_project, "stopped") if listing.note is None else "unknown"
@@ -111,12 +116,19 @@ def list_slots(project: Project, store: RegistryStore | None = None) -> SlotList
                 slot,
                 slot_record,
                 status,
-                slot_memory(project.config, slot.slot_id),
+                project.config.profiles[slot.profile].memory_mb,
                 pending,
                 used.get(slot.compose_project),
             )
         )
     return listing
+
+
+def _kinfra_running(registry: Registry, live: dict[str, str]) -> bool:
+    """Whether any stack named like a registered project's slot runs (the
+    machine's budget is worth reading then)."""
+    prefixes = tuple(f"{p.prefix}-" for p in registry.projects.values())
+    return any(n.startswith(prefixes) and s.startswith("running") for n, s in live.items())
 
 
 def _usage_or_nothing(compose_projects: list[str]) -> dict[str, float]:
