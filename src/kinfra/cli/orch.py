@@ -128,9 +128,12 @@ def _terminal(options: RunOptions, ask: bool, confirm_fixes: bool) -> RunOptions
     ask, takes effect only on a terminal) and --confirm-fixes."""
     from dataclasses import replace
 
+    from kinfra.cli import render
     from kinfra.errors import KinfraError
 
     tty = sys.stdin.isatty()
+    if ask and not tty:
+        render.note("--ask needs a terminal: a question ends the run with exit 4, as without it")
     if confirm_fixes and not tty:
         raise KinfraError(
             "--confirm-fixes needs a terminal to ask on",
