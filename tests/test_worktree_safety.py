@@ -88,7 +88,7 @@ def test_done_leaves_worktrees_kinfra_did_not_make(tmp_path: Path) -> None:
     for wanted in ("exp-X", "scratch-mine", "exp-Y", f"{prefix}-impl-exp-Y"):
         result = kinfra(repo, "done", wanted, "--force")
         assert result.returncode == 1, (wanted, result.stdout, result.stderr)
-        assert f"No worktree matching '{wanted}'" in result.stderr
+        assert f"'{wanted}' is a git worktree kinfra did not make" in result.stderr
     assert scratch.is_dir() and elsewhere.is_dir()
     assert {scratch.resolve(), elsewhere.resolve()} <= _worktree_paths(repo)
     assert "impl/exp-X" in git(repo, "branch").stdout

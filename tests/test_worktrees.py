@@ -251,7 +251,11 @@ def test_done_after_push_and_on_spec(tmp_path: Path, kinfra_home: Path, docker_p
     (wt / "feature.txt").write_text("done\n")
     commit_all(wt, "feature")
     git(wt, "push", "-q", "-u", "origin", "HEAD")
-    done = kinfra(repo, "done", "impl-genome")  # a unique substring
+    # Even a unique part of a name is never guessed: the candidate is named.
+    partial = kinfra(repo, "done", "impl-genome")
+    assert partial.returncode == 1 and f"did you mean {wt.name}?" in partial.stderr
+    assert wt.is_dir()
+    done = kinfra(repo, "done", "genome-M1")
     assert done.returncode == 0, done.stderr
     assert not wt.exists() and spec_wt.is_dir()
 
@@ -290,9 +294,10 @@ def test_done_from_other_worktree_and_main_removes_only_target(
     spec_a = (tmp_path / f"{docker_prefix}-spec-a").resolve()
     slot_of = {v: k for k, v in claims(kinfra_home, docker_prefix).items()}
 
-    # "M1" matches both impl worktrees: ambiguous, nothing happens.
+    # "M1" is part of both names: never guessed, the candidates are named.
     ambiguous = kinfra(repo, "done", "M1")
-    assert ambiguous.returncode == 1 and "matches 2 worktrees" in ambiguous.stderr
+    assert ambiguous.returncode == 1
+    assert f"did you mean {wt_a.name} or {wt_b.name}?" in ambiguous.stderr
     assert wt_a.is_dir() and wt_b.is_dir() and len(slot_of) == 2
 
     # From deep inside worktree A, finish B.
@@ -402,11 +407,11 @@ def test_concurrent_impls_of_the_same_name(
     assert sorted(code for code, _, _ in outcomes) == [0, 1, 1], outcomes
     for code, _, err in outcomes:
         if code:
-            # Refused by the directory (or git's entry), or, before the winner
-            # created it, by the winner's claim.
+            # Refused by the winner's record while it runs, or after by the
+            # directory it made.
             assert (
-                f"Worktree {docker_prefix}-impl-genome-M1 already exists" in err
-                or f"Worktree {docker_prefix}-impl-genome-M1 does not exist, but slot" in err
+                f"`kinfra impl genome/M1` is running for {docker_prefix}-impl-genome-M1" in err
+                or f"Worktree {docker_prefix}-impl-genome-M1 already exists" in err
             ), err
     wt = str((tmp_path / f"{docker_prefix}-impl-genome-M1").resolve())
     held = [c for c in claims(kinfra_home, docker_prefix).values() if c is not None]

@@ -261,12 +261,24 @@ def _project_config(start: Path) -> Config | None:
 
 
 def _read_env(path: Path) -> dict[str, str]:
+    """The variables of a ``.env.sandbox``; {} when it cannot be read. Bytes
+    that are not text are an error rather than "no file": falling through to
+    the next source would silently pick another instance."""
     from kinfra.domain.slot import parse_env_file
+    from kinfra.errors import StateFileError
 
     try:
-        return parse_env_file(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
+        raw = path.read_bytes()
+    except OSError:
         return {}
+    try:
+        return parse_env_file(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StateFileError(
+            f"{path} is corrupt (not text: binary bytes at offset {exc.start})",
+            hint=f"kinfra generates it: delete it, then `kinfra sandbox up` in {path.parent} "
+            "writes it again",
+        ) from exc
 
 
 def _is_kinfra_env(values: Mapping[str, str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from kinfra.orch.state import (
     TaskStatus,
     load_state,
     save_state,
+    state_to_dict,
 )
 from kinfra.orch.status_block import AgentStatus, parse_status_block
 
@@ -118,7 +120,16 @@ def test_state_round_trips_through_the_versioned_file(tmp_path: Path) -> None:
 def test_corrupt_state_is_reported_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "M1.json"
     path.write_text('{"version": 1, "tasks": [{"id": "1.1"}]}')
-    with pytest.raises(StateFileError, match=r"run state .*M1.json is corrupt \(KeyError"):
+    with pytest.raises(
+        StateFileError, match=r"run state .*M1.json is corrupt \(state: 'run_id' is missing"
+    ):
+        load_state(path)
+    data = state_to_dict(_state())
+    data["tasks"][0]["attempts"] = [1]  # a wrong type deep inside
+    path.write_text(json.dumps(data))
+    with pytest.raises(
+        StateFileError, match=r"state.tasks\[0\].attempts\[0\]: expected an object, got 1"
+    ):
         load_state(path)
     path.write_text('{"version": 1, "tas')
     with pytest.raises(StateFileError, match="invalid JSON"):

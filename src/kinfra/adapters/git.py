@@ -9,10 +9,14 @@ from pathlib import Path
 from kinfra.adapters.runner import CommandNotFoundError, Result, run
 from kinfra.errors import GitError, NotInProjectError
 
+# git's messages (which kinfra reads: "already exists") and the lock reason
+# `git worktree add` writes stay untranslated whatever the user's locale.
+_GIT_ENV = {"LC_ALL": "C"}
+
 
 def git(*args: str | Path, cwd: Path, check: bool = True) -> Result:
     try:
-        result = run(["git", *args], cwd=cwd, check=False)
+        result = run(["git", *args], cwd=cwd, check=False, env=_GIT_ENV)
     except CommandNotFoundError as exc:
         raise GitError("git is not installed", hint="install git (apt-get install git)") from exc
     if check and not result.ok:
@@ -42,7 +46,7 @@ def locate(cwd: Path) -> tuple[Path, Path] | None:
                     return None
                 gitdir = (directory / text.removeprefix("gitdir:").strip()).resolve()
                 common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
-            except OSError:
+            except (OSError, ValueError):  # junk bytes too: git itself then says what is wrong
                 return None
             if common.name != ".git" or not (common / "worktrees").is_dir():
                 return None
@@ -97,6 +101,20 @@ class WorktreeEntry:
     is_main: bool
     prunable: bool  # git's own verdict: its directory is gone
     locked: bool
+    lock_reason: str = ""  # "initializing": git was still creating it
+
+    @property
+    def unfinished(self) -> bool:
+        """git was creating this worktree and never finished: its own lock
+        is still there, or HEAD was never set (killed mid `git worktree add`)."""
+        return (self.locked and self.lock_reason == GIT_CREATING_LOCK) or self.head == NULL_SHA
+
+
+# What `git worktree add` writes into the lock file while it works (and
+# removes when done), and HEAD before it is set. LC_ALL=C keeps the reason
+# untranslated, in git's own runs and when kinfra reads it back.
+GIT_CREATING_LOCK = "initializing"
+NULL_SHA = "0" * 40
 
 
 def list_worktrees(repo: Path) -> list[WorktreeEntry]:
@@ -121,6 +139,7 @@ def list_worktrees(repo: Path) -> list[WorktreeEntry]:
                 is_main=not entries,
                 prunable="prunable" in fields,
                 locked="locked" in fields,
+                lock_reason=fields.get("locked", ""),
             )
         )
     return entries
@@ -199,6 +218,9 @@ class WorkState:
 
     uncommitted: bool  # staged, unstaged or untracked (not ignored) changes
     ahead: int | None  # commits not on the upstream; None without a usable upstream
+    # Every change is a tracked file deleted from the work tree: what a
+    # `git worktree remove` that was killed half-way leaves.
+    only_deletions: bool = False
 
 
 def work_state(path: Path) -> WorkState:
@@ -208,12 +230,14 @@ def work_state(path: Path) -> WorkState:
     # but deleted on the remote gives none, and the default branch is used.
     ahead: int | None = None
     uncommitted = False
+    other = False
     for line in text.splitlines():
         if line.startswith("# branch.ab "):
             ahead = int(line.split(" ")[2].lstrip("+"))
         elif line and not line.startswith("#"):
             uncommitted = True
-    return WorkState(uncommitted, ahead)
+            other = other or not line.startswith("1 .D ")
+    return WorkState(uncommitted, ahead, uncommitted and not other)
 
 
 def remotes(repo: Path) -> list[str]:
@@ -292,20 +316,22 @@ def common_dir(repo: Path) -> Path:
     return Path(result.stdout.strip())
 
 
-def ensure_excluded(repo: Path, pattern: str) -> None:
-    """Add ``pattern`` to the repository's ``info/exclude`` (shared by all its
+def ensure_excluded(repo: Path, *patterns: str) -> None:
+    """Add ``patterns`` to the repository's ``info/exclude`` (shared by all its
     worktrees), so files kinfra writes never count as uncommitted work."""
     exclude = common_dir(repo) / "info" / "exclude"
     try:
-        lines = exclude.read_text(encoding="utf-8").splitlines()
+        # Not necessarily UTF-8 (a comment in Latin-1): compared leniently.
+        lines = exclude.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         lines = []
-    if pattern in lines:
+    missing = [p for p in patterns if p not in lines]
+    if not missing:
         return
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a", encoding="utf-8") as handle:
         prefix = "\n" if lines and lines[-1] != "" else ""
-        handle.write(f"{prefix}# written by kinfra\n{pattern}\n")
+        handle.write(f"{prefix}# written by kinfra\n" + "".join(f"{p}\n" for p in missing))
 
 
 def is_ignored(repo: Path, relative: str) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kinfra.adapters.runner import CommandNotFoundError, run
 from kinfra.adapters.statefile import file_lock
-from kinfra.errors import LockedError
+from kinfra.errors import LockedError, StateFileError
 
 # A lock file that is still empty was just created by a process that has not
 # written it yet; after this many seconds an empty lock counts as stale.
@@ -74,6 +74,8 @@ def process_alive(pid: int, start_time: str | None = None) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
+    if _zombie(pid):
+        return False  # killed, not yet reaped by its parent: it will never run again
     if start_time is None:
         return True
     # Measure the way the token was measured (/proc on Linux, ps elsewhere).
@@ -82,6 +84,14 @@ def process_alive(pid: int, start_time: str | None = None) -> bool:
     if current is None:
         return True  # cannot tell: assume it is the same process
     return current == start_time
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc (macOS): ps reports a zombie's start time as gone anyway
 
 
 class RunLock:
@@ -154,22 +164,31 @@ class RunLock:
 
 def read_lock(path: Path) -> LockInfo | None:
     """The lock's content; None when there is no lock file. An empty or
-    unreadable one gives pid 0 (and is judged by its age)."""
+    unreadable one (junk bytes, wrong types) gives pid 0 and is judged by its
+    age."""
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
         mtime = path.stat().st_mtime
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise StateFileError(
+            f"cannot read the lock {path}: {exc.strerror}",
+            hint=f"it must be a regular file or absent; move aside what is there (mv {path} {path}.bad)",
+        ) from exc
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
+        start_time = data.get("start_time")
+        if not isinstance(start_time, str | None):
+            raise TypeError("start_time")
         return LockInfo(
             pid=int(data["pid"]),
-            start_time=data.get("start_time"),
+            start_time=start_time,
             host=str(data.get("host", "")),
             run_id=str(data.get("run_id", "")),
             created=float(data.get("created", mtime)),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
         return LockInfo(0, None, socket.gethostname(), "", mtime)
 
 

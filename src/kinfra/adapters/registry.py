@@ -28,7 +28,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from kinfra.adapters.statefile import atomic_write_json, file_lock, read_versioned_json
+from kinfra.adapters.statefile import (
+    atomic_write_json,
+    file_lock,
+    read_versioned_json,
+    real_path,
+)
 from kinfra.domain.config import Profile
 from kinfra.errors import (
     SlotClaimedError,
@@ -292,7 +297,13 @@ class Registry:
 class RegistryStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or registry_path()
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def lock_path(self) -> Path:
+        # Beside the file the writes land in: two links to one registry
+        # must share one lock.
+        target = real_path(self.path)
+        return target.with_name(target.name + ".lock")
 
     def load(self) -> Registry:
         """A consistent snapshot (writes are atomic), for reading only. A file

@@ -194,9 +194,9 @@ def doctor_command(fix: bool, json_output: bool) -> None:
         if not report.findings:
             render.ok("no problems found")
         for finding in report.findings:
-            mark = {"fixed": "✓ fixed", "failed": "✗ fix failed", "": "•"}[finding.fixed]
+            mark = {"fixed": "✓ fixed", "failed": "✗ fix failed", "": "•"}[finding.fixed.value]
             render.out(f"{mark} {finding.kind.value}: {finding.message}")
-            if finding.advice and finding.fixed != "fixed":
+            if finding.advice and finding.fixed.value != "fixed":
                 render.out(f"    → {finding.advice}")
     if report.unresolved:
         raise click.exceptions.Exit(1)

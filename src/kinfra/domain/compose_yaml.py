@@ -88,6 +88,10 @@ def load(text: str, filename: str) -> dict[str, Any]:
 
     try:
         data = yaml.load(text, Loader=_loader())
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{filename}: nested too deeply to be a compose file", hint=f"fix {filename}"
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

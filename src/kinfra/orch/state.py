@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kinfra.adapters.statefile import atomic_write_text, read_versioned_json
+from kinfra.domain.jsonshape import ShapeError, build
 from kinfra.errors import StateFileError
 
 STATE_VERSION = 1
@@ -289,117 +290,17 @@ def _plain(value: Any) -> Any:
 
 
 def state_from_dict(data: dict[str, Any], path: Path) -> RunState:
+    """The state, every field checked against its type (``jsonshape``): a
+    file with junk in it is corrupt, named with the field at fault, never
+    half-read. Fields a newer minor version added are ignored."""
     try:
-        tasks = tuple(
-            TaskState(
-                id=str(t["id"]),
-                title=str(t["title"]),
-                status=TaskStatus(t["status"]),
-                attempts=tuple(_attempt(a) for a in t.get("attempts", [])),
-                in_plan=bool(t.get("in_plan", True)),
-            )
-            for t in data["tasks"]
-        )
-        return RunState(
-            run_id=str(data["run_id"]),
-            milestone=str(data["milestone"]),
-            plan_path=str(data["plan_path"]),
-            plan_hash=str(data["plan_hash"]),
-            agent=str(data["agent"]),
-            workdir=str(data["workdir"]),
-            project=str(data["project"]),
-            created=str(data["created"]),
-            updated=str(data["updated"]),
-            tasks=tasks,
-            version=int(data["version"]),
-            limits=RunLimits(**(data.get("limits") or {})),
-            questions=tuple(_question(q) for q in _items(data, "questions")),
-            e2e=_e2e(data.get("e2e", {})),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        return build(RunState, data, "state")
+    except ShapeError as exc:
         raise StateFileError(
-            f"{_KIND} {path} is corrupt ({type(exc).__name__}: {exc})",
+            f"{_KIND} {path} is corrupt ({exc})",
             hint=f"kinfra left it untouched; move it aside (mv {path} {path}.bad) "
             "and start again with `kinfra orch run --restart`",
         ) from exc
-
-
-def _attempt(data: dict[str, Any]) -> Attempt:
-    known = {f for f in Attempt.__dataclass_fields__}
-    values = {k: v for k, v in data.items() if k in known}
-    values["tokens"] = {str(k): int(v) for k, v in (values.get("tokens") or {}).items()}
-    values["kind"] = AttemptKind(_typed(values, "kind", str, AttemptKind.TASK.value))
-    for key, kind in (("signature", str), ("detail", str), ("api_error", str)):
-        _typed(values, key, kind, None)
-    for key in ("backoff",):
-        values[key] = _typed(values, key, float, None)
-    _typed(values, "answered", int, None)
-    return Attempt(**values)
-
-
-def _typed(data: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
-    """``data[key]`` if it is a ``kind`` (or None when ``default`` is None):
-    junk in the file is a corrupt state, never a half-read one."""
-    if key not in data:
-        if default is ...:
-            raise KeyError(key)
-        return default
-    value = data[key]
-    if value is None and default is None:
-        return None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise TypeError(f"{key}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _items(data: Any, key: str) -> list[dict[str, Any]]:
-    if not isinstance(data, dict):
-        raise TypeError(f"expected an object, got {type(data).__name__}")
-    items = _typed(data, key, list, [])
-    if not all(isinstance(item, dict) for item in items):
-        raise TypeError(f"{key}: expected a list of objects")
-    return list(items)
-
-
-def _question(data: dict[str, Any]) -> Question:
-    return Question(
-        number=_typed(data, "number", int),
-        task_id=_typed(data, "task_id", str),
-        kind=QuestionKind(_typed(data, "kind", str)),
-        text=_typed(data, "text", str),
-        asked=_typed(data, "asked", str),
-        session_id=_typed(data, "session_id", str, None),
-        answer=_typed(data, "answer", str, None),
-        answered=_typed(data, "answered", str, None),
-        wait=_typed(data, "wait", float, None),
-        delivered=_typed(data, "delivered", bool, False),
-    )
-
-
-def _e2e(data: Any) -> E2EState:
-    if not isinstance(data, dict):
-        raise TypeError(f"e2e: expected an object, got {type(data).__name__}")
-    runs = []
-    for run in _items(data, "runs"):
-        result = _typed(run, "result", str, None)
-        runs.append(
-            E2ERun(
-                number=_typed(run, "number", int),
-                started=_typed(run, "started", str),
-                mode=_typed(run, "mode", str),
-                ended=_typed(run, "ended", str, None),
-                result=E2EResult(result) if result is not None else None,
-                evidence=_typed(run, "evidence", str, None),
-                attempt=_typed(run, "attempt", int, None),
-            )
-        )
-    return E2EState(
-        status=E2EStatus(_typed(data, "status", str, E2EStatus.PENDING.value)),
-        runs=tuple(runs),
-        attempts=tuple(_attempt(a) for a in _items(data, "attempts")),
-    )
 
 
 def load_state(path: Path) -> RunState | None:
@@ -436,4 +337,5 @@ class StateWriter:
             name: tasks if name == "tasks" else _plain(getattr(state, name))
             for name in RunState.__dataclass_fields__
         }
-        atomic_write_text(self.path, json.dumps(data, separators=(",", ":")) + "\n")
+        text = json.dumps(data, separators=(",", ":")) + "\n"
+        atomic_write_text(self.path, text, through_links=True)

@@ -75,9 +75,10 @@ def resolve_agent_target(
     store = store or RegistryStore()
     root = project.root.resolve()
     record = store.load().project(project.name)
-    found = candidates(project, record, git.list_worktrees(root))
+    entries = git.list_worktrees(root)
+    found = candidates(project, record, entries)
     if wanted is not None:
-        target = resolve(found, wanted)
+        target = resolve(project, found, wanted, entries)
     else:
         here = (project.here or project.root).resolve()
         mine = [c for c in found if c.path == here]

@@ -9,11 +9,8 @@ deletes a directory and never releases a slot whose stack it could not stop.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from kinfra.adapters import compose, git
 from kinfra.adapters.registry import (
@@ -26,52 +23,10 @@ from kinfra.adapters.registry import (
 from kinfra.domain.slot import compose_project_name
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
 from kinfra.project import Project
+from kinfra.workflows.doctor_ops import check_records, check_temp_files
+from kinfra.workflows.findings import DoctorReport, Finding, FindingKind, Fix
 from kinfra.workflows.pool import stop_slot
-from kinfra.workflows.worktrees import owns_record
-
-
-class FindingKind(str, Enum):
-    STALE_CLAIM = "stale claim"
-    IMPL_IN_PROGRESS = "impl in progress"
-    RUNNING_UNCLAIMED = "running without claim"
-    UNKNOWN_STACK = "unknown slot stack"
-    CLAIMED_DOWN = "claimed but down"
-    STALE_GIT_ENTRY = "stale git worktree entry"
-
-
-@dataclass
-class Finding:
-    kind: FindingKind
-    message: str
-    advice: str = ""
-    slot_id: int | None = None
-    fixed: str = ""  # "" (not attempted), "fixed" or "failed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.name.lower(),
-            "message": self.message,
-            "advice": self.advice,
-            "slot": self.slot_id,
-            "fixed": self.fixed or None,
-        }
-
-
-@dataclass
-class DoctorReport:
-    findings: list[Finding] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def unresolved(self) -> list[Finding]:
-        return [f for f in self.findings if f.fixed != "fixed"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "findings": [f.to_json() for f in self.findings],
-            "notes": self.notes,
-            "unresolved": len(self.unresolved),
-        }
+from kinfra.workflows.worktrees import candidates, owns_record
 
 
 def doctor(project: Project, fix: bool = False, store: RegistryStore | None = None) -> DoctorReport:
@@ -79,17 +34,27 @@ def doctor(project: Project, fix: bool = False, store: RegistryStore | None = No
     report = DoctorReport()
     root = project.root.resolve()
     record = store.load().project(project.name)
+    owned = record if owns_record(project, record) else None
     entries = git.list_worktrees(root)
+    # Interrupted runs first: finishing one changes claims and worktrees,
+    # which the other checks then see as they are.
+    open_runs = check_records(project, owned, entries, report, fix, store)
+    if fix and report.findings:
+        record = store.load().project(project.name)
+        owned = record if owns_record(project, record) else None
+        entries = git.list_worktrees(root)
     live = _live(report)
     if record is None:
         report.notes.append("no slots provisioned for this project on this machine")
-    elif not owns_record(project, record):
+    elif owned is None:
         _note_foreign_claims(record, report)
     else:
-        _check_slots(project, record, entries, live, report, fix, store)
+        _check_slots(project, owned, entries, live, report, fix, store, open_runs)
         if live is not None:
-            _check_unknown(project, record, store, live, report)
-    _check_git(root, entries, report, fix)
+            _check_unknown(project, owned, store, live, report)
+    _check_git(project, owned, entries, report, fix, open_runs)
+    worktrees = [c.path for c in candidates(project, owned, entries) if c.exists]
+    check_temp_files(project, worktrees, report, fix)
     return report
 
 
@@ -129,11 +94,14 @@ def _check_slots(
     report: DoctorReport,
     fix: bool,
     store: RegistryStore,
+    open_runs: set[Path],
 ) -> None:
     known = {e.path.resolve() for e in entries if not e.prunable}
     listed = {e.path.resolve() for e in entries}  # prunable too: git made them once
     for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
         compose_project = project.slot(slot.slot_id).compose_project
+        if slot.claim is not None and slot.claim.path in open_runs:
+            continue  # its run is reported (running, or interrupted) above
         if slot.claim is not None:
             claimant = slot.claim.path
             gone = not claimant.is_dir()
@@ -202,27 +170,27 @@ def _fresh_impl_claim(slot: SlotRecord, now: datetime | None = None) -> bool:
     return age < IMPL_GRACE_SECONDS
 
 
-def _stop(project: Project, slot: SlotRecord, store: RegistryStore, finding: Finding) -> str:
+def _stop(project: Project, slot: SlotRecord, store: RegistryStore, finding: Finding) -> Fix:
     try:
         stop_slot(project, slot.slot_id, release_manual=False, store=store)
     except KinfraError as exc:
         finding.advice = f"stopping failed: {exc.message}"
-        return "failed"
-    return "fixed"
+        return Fix.FAILED
+    return Fix.FIXED
 
 
 def _stop_and_release(
     project: Project, slot: SlotRecord, store: RegistryStore, finding: Finding
-) -> str:
+) -> Fix:
     # A slot whose stop failed stays claimed: releasing it would hand out
     # ports that running containers still hold.
-    if _stop(project, slot, store, finding) != "fixed":
-        return "failed"
+    if _stop(project, slot, store, finding) is not Fix.FIXED:
+        return Fix.FAILED
     from kinfra.workflows.worktrees import release_slot
 
     if slot.claim is not None:
         release_slot(project, slot, slot.claim.path, store)
-    return "fixed"
+    return Fix.FIXED
 
 
 def _check_unknown(
@@ -252,24 +220,37 @@ def _check_unknown(
 
 
 def _check_git(
-    root: Path, entries: list[git.WorktreeEntry], report: DoctorReport, fix: bool
+    project: Project,
+    record: ProjectRecord | None,
+    entries: list[git.WorktreeEntry],
+    report: DoctorReport,
+    fix: bool,
+    open_runs: set[Path],
 ) -> None:
-    stale = [e for e in entries if e.prunable and not e.is_main]
-    for entry in stale:
-        report.findings.append(
-            Finding(
-                FindingKind.STALE_GIT_ENTRY,
-                f"git still lists worktree {entry.path}, whose directory is gone",
-                "`kinfra doctor --fix` runs `git worktree prune`",
+    """git's entries for worktrees whose directory is gone. Only kinfra's own
+    are repaired, one by one: `git worktree prune` would also drop the entry
+    of a user's worktree on an unmounted disk."""
+    root = project.root.resolve()
+    ours = {c.path for c in candidates(project, record, entries)}
+    for entry in entries:
+        if not entry.prunable or entry.is_main or entry.path.resolve() in open_runs:
+            continue
+        if entry.path.resolve() not in ours:
+            report.notes.append(
+                f"git lists {entry.path}, whose directory is gone; kinfra did not make it, "
+                "so it is left alone (`git worktree prune` forgets it)"
             )
+            continue
+        finding = Finding(
+            FindingKind.STALE_GIT_ENTRY,
+            f"git still lists worktree {entry.path}, whose directory is gone",
+            "`kinfra doctor --fix` makes git forget it",
         )
-    if fix and stale:
-        try:
-            git.prune_worktrees(root)
-        except KinfraError as exc:
-            for finding in report.findings[-len(stale) :]:
-                finding.fixed = "failed"
+        if fix:
+            try:
+                git.remove_worktree(root, entry.path, force=True)
+                finding.fixed = Fix.FIXED
+            except KinfraError as exc:
+                finding.fixed = Fix.FAILED
                 finding.advice = exc.message
-            return
-        for finding in report.findings[-len(stale) :]:
-            finding.fixed = "fixed"
+        report.findings.append(finding)

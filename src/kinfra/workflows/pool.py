@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kinfra import trace
 from kinfra.adapters import compose
 from kinfra.adapters.registry import ClaimKind, Registry, RegistryStore, SlotRecord, SlotStatus
 from kinfra.domain.slot import Slot, parse_env_file
@@ -35,8 +36,11 @@ def stop_slot(
     store = store or RegistryStore()
     store.load().require_project(name).slot(slot_id)  # provisioned, or a clear error
     slot = project.slot(slot_id)
+    trace.step("slot:stopping")
     try:
         compose.down(slot.compose_project, volumes=volumes)
+    except DockerUnavailableError:
+        raise  # Docker was never reached: nothing about the slot changed
     except BaseException:
         with store.transaction() as registry:
             registry.set_status(name, slot_id, SlotStatus.FAILED)

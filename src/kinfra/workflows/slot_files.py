@@ -106,9 +106,10 @@ def _services_publishing_ports(config: Config) -> list[str]:
         path = config.root / file
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ConfigError(
-                f"compose file {path} cannot be read: {exc.strerror}",
+                f"compose file {path} cannot be read: {reason}",
                 hint="check [project] compose_files in kinfra.toml",
             ) from exc
         document = compose_yaml.load(text, str(path))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kinfra import trace
 from kinfra.adapters import compose, netcheck
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotStatus
@@ -226,9 +227,11 @@ def _up_and_gate(
         progress.detail(secret_refs.redact(line, secret_values.values()))
 
     progress.step(f"starting {slot.compose_project} (slot {slot.slot_id}, {slot.profile.value})")
+    trace.step("slot:starting")
     result = compose.up(target, config.sandbox.wait_timeout, detail)
     if not result.ok:
         _raise_start_failure(slot, result.output, set_status)
+    trace.step("slot:containers-up")
     progress.step("containers running and healthy")
 
     checks = run_gate(config, slot, progress.check)

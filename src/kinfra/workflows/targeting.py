@@ -56,7 +56,7 @@ def _claim_of(project: Project, here: Path, store: RegistryStore) -> SlotRecord 
 def _env_slot(here: Path) -> int | None:
     try:
         values = parse_env_file((here / ENV_FILE).read_text(encoding="utf-8"))
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # missing or junk: the registry decides
         return None
     with contextlib.suppress(KeyError, ValueError):
         return int(values["SLOT_NUMBER"])
@@ -72,7 +72,7 @@ def _cross_check(project: Project, slot: SlotRecord, here: Path) -> str | None:
     from kinfra.workflows.worktrees import write_worktree_env
 
     write_worktree_env(project.config, project.slot(slot.slot_id), slot.instance_id, here)
-    before = "was missing" if said is None else f"said slot {said}"
+    before = "was missing or unreadable" if said is None else f"said slot {said}"
     return f"{ENV_FILE} {before}; rewritten for slot {slot.slot_id} (the registry's claim)"
 
 

@@ -25,7 +25,8 @@ def validate(target: compose.ComposeTarget, slot: Slot) -> None:
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
         digest.update(b"\0")
     marker = target.env_files[0].parent / VALIDATED_FILE
-    if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+    # Compared as bytes: whatever a damaged cache holds, it only means "validate".
+    if marker.is_file() and marker.read_bytes().strip() == digest.hexdigest().encode():
         return
     marker.unlink(missing_ok=True)
     merged = compose.config(target)

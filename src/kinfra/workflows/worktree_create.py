@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kinfra.adapters import git
+from kinfra import trace
+from kinfra.adapters import git, pending
+from kinfra.adapters.pending import OpKind
 from kinfra.adapters.registry import ClaimKind, ProjectRecord, RegistryStore, SlotRecord
 from kinfra.adapters.runner import CommandNotFoundError, stream
 from kinfra.domain.config import Config, OnClaim, Profile
@@ -30,8 +32,14 @@ from kinfra.errors import (
     WorktreeExistsError,
 )
 from kinfra.interrupts import deferred_interrupts
-from kinfra.paths import ENV_FILE
+from kinfra.paths import ENV_FILE, ENV_TEMP_PATTERN
 from kinfra.project import Project
+from kinfra.workflows.recovery import (
+    clear_git_locks,
+    partial_state,
+    refuse_if_not_kinfras,
+    remove_partial,
+)
 from kinfra.workflows.worktrees import owns_record, release_slot, write_worktree_env
 
 if TYPE_CHECKING:
@@ -132,7 +140,12 @@ def impl(
     with ``session``, then open the agent's tmux session in it. The slot's
     memory is admitted first (``wait``: queue for it), before anything exists.
     With ``fresh`` (or ``[sandbox] on_claim = "reset"``) the slot's volumes
-    are reset to the project's golden data before its stack starts."""
+    are reset to the project's golden data before its stack starts.
+
+    An `impl` of the same target that was interrupted (its record says so)
+    is resumed: a worktree git never finished is removed and made again, a
+    finished one is kept, its claim is taken over.
+    """
     from kinfra.workflows.budget import Admission, admit, slot_memory
     from kinfra.workflows.start import Progress, prevalidate, start_slot
 
@@ -144,8 +157,21 @@ def impl(
     path = root.parent / name.directory
     store = store or RegistryStore()
     progress = progress or Progress()
-    would_claim = _check_slot_available(store, project, profile, path) if sandbox else None
-    _refuse_existing(root, path, name)
+    previous = pending.load(config.name, path)
+    if previous is not None:
+        pending.refuse_unless(previous, takes_over=(OpKind.IMPL,))
+    entry = _entry(root, path)
+    partial = partial_state(path, entry, previous)
+    if partial is not None and previous is not None:
+        refuse_if_not_kinfras(root, path, partial, previous)
+    would_claim = None
+    if sandbox:
+        would_claim = _check_slot_available(
+            store, project, profile, name, path, resuming=previous is not None
+        )
+    if previous is None:
+        _refuse_existing(root, path, name)
+    trace.step("impl:checked")
     admission = Admission(store, None)
     if would_claim is not None:
         memory = slot_memory(config, would_claim.slot_id)
@@ -166,44 +192,66 @@ def impl(
     background = ThreadPoolExecutor(max_workers=1)
     try:
         try:
-            if sandbox:
-                # Deferred too: an interrupt between the registry write and
-                # this assignment would leave a claim nobody gives back.
-                with deferred_interrupts():
-                    slot = _claim(store, project, path, profile, name)
+            # Deferred: an interrupt between the registry write and the
+            # assignment would leave a claim nobody gives back.
+            with deferred_interrupts():
+                slot = _record_and_claim(store, project, path, name, target, profile, sandbox)
+            trace.step("impl:claimed")
+            if previous is not None:
+                clear_git_locks(root, previous)
+                progress.step(
+                    f"resuming `{previous.command}`, interrupted at {previous.started_at} "
+                    f"(pid {previous.pid})"
+                )
+            if partial is not None:
+                remove_partial(root, path, entry)
+                entry = None
+                trace.step("impl:unfinished-removed")
+            if slot is not None:
                 background.submit(
                     prevalidate, config, project.slot(slot.slot_id), slot.instance_id, path
                 )
-            # _base_ref fetches: overlaps the validation too.
-            created, base = _add_worktree(root, path, name, _base_ref(root))
+            if entry is not None and previous is not None:
+                created, base = False, None  # finished by git before the interruption
+            else:
+                # _base_ref fetches: overlaps the validation too.
+                created, base = _add_worktree(root, path, name, _base_ref(root))
+            trace.step("impl:worktree-added")
         except BaseException:
             with deferred_interrupts():
                 background.shutdown(wait=True)
                 if slot is not None:
                     with store.transaction() as registry:
                         registry.release(config.name, slot.slot_id, claimant=path)
+                pending.finish(config.name, path, restore=previous)
             raise
         result = ImplResult(path, name.branch, created, base or "HEAD", milestone_file)
         try:
-            git.ensure_excluded(root, ENV_FILE)
+            git.ensure_excluded(root, ENV_FILE, ENV_TEMP_PATTERN)
             result.copied, copy_notes = copy_ignored_files(config, root, path)
             result.notes += copy_notes
+            trace.step("impl:files-copied")
             result.setup = run_setup(config, path, output)
+            trace.step("impl:setup-done")
             background.shutdown(wait=True)
             if slot is None:
+                pending.finish(config.name, path)
                 _open_session(config, path, session, result)
                 return result
             write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, path)
             reset = fresh or config.sandbox.on_claim is OnClaim.RESET
             report = start_slot(project, slot.slot_id, path, progress, store, fresh=reset)
+            trace.step("impl:started")
         except BaseException as exc:
             if slot is None:
                 with deferred_interrupts():
                     background.shutdown(wait=True)
+                    pending.finish(config.name, path, restore=previous)
                 raise
             with deferred_interrupts():
                 background.shutdown(wait=True)
                 released = _undo_claim(project, slot, path, store)
+                pending.finish(config.name, path, restore=previous)
             if isinstance(exc, KinfraError):
                 raise _start_error(exc, name, slot, released) from exc
             # Interrupted: the CLI only says "interrupted"; say what is left.
@@ -212,10 +260,56 @@ def impl(
     finally:
         background.shutdown(wait=True)
         admission.release()  # the stack runs (Docker counts it) or never will
+    pending.finish(config.name, path)
     result.slot = report.slot
     result.urls = report.urls
     _open_session(config, path, session, result)
     return result
+
+
+def _entry(root: Path, path: Path) -> git.WorktreeEntry | None:
+    for entry in git.list_worktrees(root):
+        if entry.path.resolve() == path:
+            return entry
+    return None
+
+
+def _record_and_claim(
+    store: RegistryStore,
+    project: Project,
+    path: Path,
+    name: WorktreeName,
+    target: str,
+    profile: Profile,
+    sandbox: bool,
+) -> SlotRecord | None:
+    """One registry transaction: the record of this run, then the claim.
+
+    Nothing is written if either is refused; a claim held by an interrupted
+    `impl` of this worktree is taken over.
+    """
+    with store.transaction() as registry:
+        record = registry.require_project(project.name) if sandbox else None
+        if record is not None:
+            _refuse_foreign_pool(project, record)
+        previous = pending.begin(
+            project.name, OpKind.IMPL, path, name.branch, name.short, target, (OpKind.IMPL,)
+        )
+        try:
+            if record is None:
+                return None
+            # claim_free_slot returns an existing claim for the same path; for
+            # a second concurrent `impl` of the same name that would share (and
+            # later release) the first one's slot.
+            held = record.slot_claimed_by(path)
+            if held is not None and previous is None:
+                raise _claimed_error(name, held, path)
+            return registry.claim_free_slot(
+                project.name, path, project.profiles(), profile, kind=ClaimKind.IMPL
+            )
+        except BaseException:
+            pending.finish(project.name, path, restore=previous)
+            raise
 
 
 def _open_session(config: Config, path: Path, wanted: bool, result: ImplResult) -> None:
@@ -230,31 +324,23 @@ def _open_session(config: Config, path: Path, wanted: bool, result: ImplResult) 
 
 
 def _check_slot_available(
-    store: RegistryStore, project: Project, profile: Profile, path: Path
+    store: RegistryStore,
+    project: Project,
+    profile: Profile,
+    name: WorktreeName,
+    path: Path,
+    resuming: bool,
 ) -> SlotRecord:
     """Fail fast, before any fetch: a claim on a read-only snapshot raises the
-    same SlotExhaustedError the real claim would, and writes nothing. Returns
-    the slot the real claim would most likely get."""
+    same errors the real claim would, and writes nothing. Returns the slot
+    the real claim would most likely get."""
     registry = store.load()
-    _refuse_foreign_pool(project, registry.project(project.name))
+    record = registry.project(project.name)
+    _refuse_foreign_pool(project, record)
+    held = record.slot_claimed_by(path) if record is not None else None
+    if held is not None and not resuming:
+        raise _claimed_error(name, held, path)
     return registry.claim_free_slot(project.name, path, project.profiles(), profile)
-
-
-def _claim(
-    store: RegistryStore, project: Project, path: Path, profile: Profile, name: WorktreeName
-) -> SlotRecord:
-    with store.transaction() as registry:
-        record = registry.require_project(project.name)
-        _refuse_foreign_pool(project, record)
-        # claim_free_slot returns an existing claim for the same path; for a
-        # second concurrent `impl` of the same name that would share (and
-        # later release) the first one's slot.
-        held = record.slot_claimed_by(path)
-        if held is not None:
-            raise _claimed_error(name, held, path)
-        return registry.claim_free_slot(
-            project.name, path, project.profiles(), profile, kind=ClaimKind.IMPL
-        )
 
 
 def _claimed_error(name: WorktreeName, held: SlotRecord, path: Path) -> WorktreeExistsError:

@@ -11,7 +11,9 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kinfra.adapters import git
+from kinfra import trace
+from kinfra.adapters import git, pending
+from kinfra.adapters.pending import OpKind, PendingOp
 from kinfra.adapters.registry import ClaimKind, ProjectRecord, RegistryStore, SlotRecord, normalize
 from kinfra.adapters.statefile import atomic_write_text
 from kinfra.background import Background
@@ -21,11 +23,18 @@ from kinfra.domain.slot import Slot
 from kinfra.errors import (
     AmbiguousNameError,
     InvalidOperationError,
+    StateFileError,
     WorktreeDirtyError,
     WorktreeNotFoundError,
 )
 from kinfra.paths import ENV_FILE
 from kinfra.project import Project
+from kinfra.workflows.recovery import (
+    clear_git_locks,
+    partial_state,
+    refuse_if_not_kinfras,
+    remove_partial,
+)
 
 # --- claims of worktrees ---------------------------------------------------------------
 
@@ -169,24 +178,57 @@ def _name_of(
     return None
 
 
-def resolve(cands: list[Candidate], wanted: str) -> Candidate:
-    """By ``<feature>-<milestone>``, directory name, or a unique substring."""
+def resolve(
+    project: Project, cands: list[Candidate], wanted: str, entries: list[git.WorktreeEntry]
+) -> Candidate:
+    """The one worktree named exactly ``wanted``: its ``<feature>-<milestone>``
+    or its directory name.
+
+    Destructive commands never guess. A part of a name, the main checkout's
+    name or the name of a worktree kinfra did not make is refused, naming
+    what it could have meant; nothing is done.
+    """
     validate_lookup("worktree", wanted)
+    root = project.root.resolve()
     exact = [c for c in cands if wanted in (c.name.short, c.path.name)]
-    if len(exact) == 1:
+    main = next((e for e in entries if e.is_main), None)
+    is_main = wanted == root.name or (main is not None and wanted == main.branch)
+    if len(exact) == 1 and not is_main:
         return exact[0]
-    partial = exact or [c for c in cands if wanted in c.path.name]
-    if not partial:
-        raise WorktreeNotFoundError(
-            f"No worktree matching '{wanted}'", hint="run `kinfra worktrees` to see them"
+    if exact:
+        listed = ", ".join(
+            [*(["the main checkout"] if is_main else []), *(c.path.name for c in exact)]
         )
-    if len(partial) > 1:
-        listed = ", ".join(c.path.name for c in partial)
         raise AmbiguousNameError(
-            f"'{wanted}' matches {len(partial)} worktrees: {listed}",
-            hint="give more of the name; nothing was done",
+            f"'{wanted}' names more than one thing: {listed}",
+            hint="give the worktree's directory name; nothing was done",
         )
-    return partial[0]
+    if is_main:
+        raise InvalidOperationError(
+            f"'{wanted}' is the main checkout ({root}); kinfra never removes it",
+            hint="name an impl worktree (`kinfra worktrees` lists them); nothing was done",
+        )
+    ours = {c.path for c in cands}
+    for entry in entries:
+        path = entry.path.resolve()
+        by_branch = classify_branch(project.config.prefix, entry.branch)
+        names = (path.name, entry.branch, by_branch.short if by_branch else None)
+        if path not in ours and not entry.is_main and wanted in names:
+            raise InvalidOperationError(
+                f"'{wanted}' is a git worktree kinfra did not make ({path}, "
+                f"{'branch ' + entry.branch if entry.branch else 'detached HEAD'}); "
+                "kinfra leaves it alone",
+                hint=f"remove it yourself if you mean to: git worktree remove {path}",
+            )
+    similar = [c.path.name for c in cands if wanted.lower() in c.path.name.lower()]
+    if similar:
+        raise WorktreeNotFoundError(
+            f"No worktree matching '{wanted}'; did you mean {' or '.join(similar)}?",
+            hint="give the full name; nothing was done",
+        )
+    raise WorktreeNotFoundError(
+        f"No worktree matching '{wanted}'", hint="run `kinfra worktrees` to see them"
+    )
 
 
 # --- done ------------------------------------------------------------------------------
@@ -212,13 +254,18 @@ def done(
     reset_data: bool = False,
 ) -> DoneResult:
     """Stop the worktree's stack (volumes kept), release its slot, remove it.
-    With ``reset_data`` the slot's volumes go back to the golden data first."""
-    from kinfra.workflows.pool import stop_slot
+    With ``reset_data`` the slot's volumes go back to the golden data first.
 
+    Every check runs before the first change. A `done` or `impl` of this
+    worktree that was interrupted is finished (or undone) here: its record
+    says what it was doing.
+    """
     store = store or RegistryStore()
     root = project.root.resolve()
     record = store.load().project(project.name)
-    target = resolve(candidates(project, record, git.list_worktrees(root)), wanted)
+    entries = git.list_worktrees(root)
+    cands = candidates(project, record, entries)
+    target = resolve(project, cands + interrupted_candidates(project, cands), wanted, entries)
     if target.name.kind is WorktreeKind.SPEC:
         raise InvalidOperationError(
             "Spec worktrees don't have sandboxes to release. Just run `git worktree remove`.",
@@ -226,22 +273,121 @@ def done(
         )
     if target.path == root or (target.entry is not None and target.entry.is_main):
         raise InvalidOperationError("refusing to remove the main checkout")
-    if target.entry is not None and target.entry.locked:
-        # Checked before anything changes: a lock means "keep this entry"
-        # (a worktree on a removable disk), and --force never overrides it.
+    previous = pending.load(project.name, target.path)
+    if previous is not None:
+        pending.refuse_unless(previous, takes_over=(OpKind.IMPL, OpKind.DONE))
+        if previous.kind is OpKind.DONE:  # finishing it: as the user asked then
+            force, keep_branch = force or previous.force, keep_branch or previous.keep_branch
+    partial = partial_state(target.path, target.entry, previous)
+    from kinfra.workflows.agent_box import has_agent
+
+    # Asked alongside the checks; removed only once they pass.
+    agent = Background(has_agent, project, target.path)
+    _check_removable(root, target, partial, previous, force)
+    trace.step("done:checked")
+
+    with store.transaction():
+        pending.begin(
+            project.name,
+            OpKind.DONE,
+            target.path,
+            target.name.branch,
+            target.name.short,
+            wanted,
+            takes_over=(OpKind.IMPL, OpKind.DONE),
+            force=force,
+            keep_branch=keep_branch,
+        )
+    trace.step("done:recorded")
+    if previous is not None:
+        clear_git_locks(root, previous)
+    removing = False
+    try:
+        result = _take_down(project, target, store, agent.result(), reset_data)
+        removing = True
+        resumed = previous is not None and previous.kind is OpKind.DONE
+        _remove(root, target, partial, force or resumed, result)
+        trace.step("done:worktree-removed")
+        _delete_branch(root, target, keep_branch, result)
+        trace.step("done:branch-handled")
+    except BaseException:
+        # Until the removal begins the worktree is whole: a failure (Docker
+        # could not stop the slot) leaves nothing to finish. After, the
+        # record stays, and a re-run (or `doctor --fix`) finishes the job.
+        if not removing:
+            pending.finish(project.name, target.path, restore=previous)
+        raise
+    pending.finish(project.name, target.path)
+    return result
+
+
+def interrupted_candidates(project: Project, cands: list[Candidate]) -> list[Candidate]:
+    """Worktrees known only from the record of an interrupted run: a removal
+    git had already forgotten, a creation git never got to."""
+    root = project.root.resolve()
+    known = {c.path for c in cands}
+    found = []
+    for path in pending.all_records(project.name):
+        try:
+            op = pending.read(path)
+        except StateFileError:
+            continue  # reported by `kinfra doctor`; never a target
+        if op is None or op.path in known:
+            continue
+        name = classify_branch(project.config.prefix, op.branch)
+        # A record names a place kinfra itself would have put the worktree,
+        # or it names nothing: a hand-edited one never picks what to delete.
+        if name is None or name.kind is not WorktreeKind.IMPL or name.short != op.short:
+            continue
+        if op.path != root.parent / name.directory:
+            continue
+        found.append(Candidate(name, op.path, None, ()))
+    return found
+
+
+def _check_removable(
+    root: Path, target: Candidate, partial: str | None, previous: PendingOp | None, force: bool
+) -> None:
+    """Everything that can refuse `done`, before anything changes."""
+    entry = target.entry
+    if partial is not None:
+        assert previous is not None  # partial_state needs the record
+        refuse_if_not_kinfras(root, target.path, partial, previous)
+        return
+    if entry is not None and entry.unfinished:
+        raise InvalidOperationError(
+            f"git was creating worktree {target.path} and never finished (its lock says "
+            f"'{entry.lock_reason or 'no HEAD'}'), and no record says kinfra did it",
+            hint=f"if no `git worktree add` is running: git worktree remove -f -f {target.path}",
+        )
+    if entry is not None and entry.locked:
+        # A lock means "keep this entry" (a worktree on a removable disk),
+        # and --force never overrides it.
         raise InvalidOperationError(
             f"worktree {target.path} is locked (git worktree lock); nothing was done",
             hint=f"git worktree unlock {target.path}, then run `kinfra done` again",
         )
-    from kinfra.workflows.agent_box import has_agent, remove_for_worktree
-
-    # Asked alongside the checks; removed only once they pass.
-    agent = Background(has_agent, project, target.path)
+    if target.exists and not (target.path / ".git").exists():
+        raise InvalidOperationError(
+            f"{target.path} is no longer a git worktree (its .git is gone), and no record "
+            "says kinfra was removing it; nothing was done",
+            hint="look at what is in it; delete it yourself if nothing is needed, then "
+            "run `kinfra done` again",
+        )
     if target.exists and not force:
-        _refuse_unsaved_work(root, target.path)
+        interrupted_done = previous is not None and previous.kind is OpKind.DONE
+        _refuse_unsaved_work(root, target.path, deletions_ok=interrupted_done)
+
+
+def _take_down(
+    project: Project, target: Candidate, store: RegistryStore, agent: bool, reset_data: bool
+) -> DoneResult:
+    from kinfra.workflows.pool import stop_slot
 
     result = DoneResult(target.path, None, False, False, target.name.branch, False)
-    if agent.result():
+    if agent:
+        from kinfra.workflows.agent_box import remove_for_worktree
+
         # Before the stack stops: its network cannot go while the agent is on it.
         remove_for_worktree(project, target.path)
         result.notes.append("agent container and its volumes removed ([agent] keep volumes kept)")
@@ -249,6 +395,7 @@ def done(
         # Raises when Docker cannot stop it: that slot stays claimed, the
         # worktree stays, and the user sees why.
         stop_slot(project, slot.slot_id, volumes=False, release_manual=False, store=store)
+        trace.step("done:slot-stopped")
         if reset_data:
             from kinfra.workflows.data import reset_data as reset
 
@@ -257,6 +404,7 @@ def done(
             emptied = f"; emptied {', '.join(report.emptied)}" if report.emptied else ""
             result.notes.append(f"slot {slot.slot_id}'s data reset: restored {restored}{emptied}")
         release_slot(project, slot, slot.claimant or target.path, store)
+        trace.step("done:slot-released")
         result.stopped = True
         if result.slot_id is None:
             result.slot_id = slot.slot_id
@@ -264,17 +412,32 @@ def done(
             result.notes.append(
                 f"slot {slot.slot_id}, also claimed by this worktree, stopped and released"
             )
+    return result
 
+
+def _remove(
+    root: Path, target: Candidate, partial: str | None, force: bool, result: DoneResult
+) -> None:
     from kinfra.workflows.sessions import close_session
 
     # The agent session ends alongside the removal: tmux and git are independent.
     closing = Background(close_session, target.path)
-    if target.entry is not None:
+    trace.step("done:removing")
+    if partial is not None:
+        remove_partial(root, target.path, target.entry)
+        result.removed = True
+        result.notes.append(f"finished what an interrupted run left at {target.path}")
+    elif target.entry is not None:
+        # --force also for a directory already gone, and for the deletions
+        # an interrupted removal made (checked: nothing else changed).
         git.remove_worktree(root, target.path, force=force or not target.exists)
         result.removed = True
     elif target.exists:
         result.notes.append(f"{target.path} is not a git worktree; left in place")
     closing.result()
+
+
+def _delete_branch(root: Path, target: Candidate, keep_branch: bool, result: DoneResult) -> None:
     # git listed the worktree on its branch, so the branch exists; else ask.
     on_branch = target.entry is not None and target.entry.branch == target.name.branch
     if not keep_branch and (on_branch or git.branch_exists(root, target.name.branch)):
@@ -284,16 +447,15 @@ def done(
                 f"branch {target.name.branch} kept: not fully merged "
                 f"(delete it with `git branch -D {target.name.branch}`)"
             )
-    return result
 
 
-def _refuse_unsaved_work(root: Path, path: Path) -> None:
+def _refuse_unsaved_work(root: Path, path: Path, deletions_ok: bool = False) -> None:
     # The base matters only without an upstream; looking it up alongside the
     # status costs nothing and saves a few ms when it does.
     lookup = Background(git.default_base, root)
     state = git.work_state(path)
     base = lookup.result()
-    if state.uncommitted:
+    if state.uncommitted and not (deletions_ok and state.only_deletions):
         raise WorktreeDirtyError(
             "Worktree has uncommitted changes. Commit or stash, then retry. "
             "Use --force to proceed anyway.",

@@ -1,0 +1,130 @@
+"""Decoded JSON -> typed records, checked against the records' own annotations.
+
+State files are kinfra's, but a user (or a disk) can put anything in them:
+binary junk, ``"attempts": [1]``, ``"pid": "x"``. ``build`` turns a decoded
+JSON value into a dataclass, checking every field against its annotation, and
+raises ``ShapeError`` naming the first field that does not fit; the caller
+turns that into its one-line "corrupt, here is how to recover" error. New
+fields of a record are checked without any code here changing.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from enum import Enum
+from typing import Any, TypeVar, Union
+
+T = TypeVar("T")
+
+
+class ShapeError(ValueError):
+    """A value does not have the shape its record declares; the message
+    names where (``tasks[2].attempts[0].number``) and what."""
+
+
+def build(cls: type[T], data: object, where: str = "") -> T:
+    """``cls(**data)`` with every field checked (unknown keys are ignored, so
+    that a file written by a newer minor version still reads)."""
+    value: T = _convert(cls, data, where or cls.__name__)
+    return value
+
+
+def _convert(kind: Any, value: object, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, where)
+            except ShapeError as exc:
+                errors.append(str(exc))
+        raise ShapeError(
+            errors[0] if len(errors) == 1 else f"{where}: {_shown(value)} fits no type"
+        )
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise ShapeError(f"{where}: expected a list, got {_shown(value)}")
+        (item,) = typing.get_args(kind)[:1]
+        items = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ShapeError(f"{where}: expected an object, got {_shown(value)}")
+        key_kind, value_kind = typing.get_args(kind)
+        return {
+            _convert(key_kind, k, f"{where} key"): _convert(value_kind, v, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if kind is Any:
+        return value
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        return _record(kind, value, where)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        try:
+            return kind(value)
+        except ValueError:
+            known = ", ".join(str(m.value) for m in kind)
+            raise ShapeError(f"{where}: {_shown(value)} is not one of {known}") from None
+    return _scalar(kind, value, where)
+
+
+def _scalar(kind: Any, value: object, where: str) -> Any:
+    # bool is an int subclass: never accept it where a number is meant.
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)  # type: ignore[arg-type]
+        value = float(value) if ok else value  # type: ignore[arg-type]
+    elif kind is str:
+        ok = isinstance(value, str)
+    elif kind is type(None):
+        ok = value is None
+    else:  # pragma: no cover - a record declared a type this module does not know
+        raise TypeError(f"jsonshape cannot check {kind!r} ({where})")
+    if not ok:
+        raise ShapeError(f"{where}: expected {_NAMES.get(kind, kind)}, got {_shown(value)}")
+    return value
+
+
+_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _record(cls: type, value: object, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where}: expected an object, got {_shown(value)}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        if field.name not in value:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
+                raise ShapeError(f"{where}: '{field.name}' is missing")
+            continue
+        values[field.name] = _convert(hints[field.name], value[field.name], f"{where}.{field.name}")
+    return cls(**values)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

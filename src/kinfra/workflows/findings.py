@@ -1,0 +1,62 @@
+"""What `kinfra doctor` reports: one finding per broken invariant, and whether
+--fix repaired it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class FindingKind(str, Enum):
+    STALE_CLAIM = "stale claim"
+    IMPL_IN_PROGRESS = "impl in progress"
+    RUNNING_UNCLAIMED = "running without claim"
+    UNKNOWN_STACK = "unknown slot stack"
+    CLAIMED_DOWN = "claimed but down"
+    STALE_GIT_ENTRY = "stale git worktree entry"
+    INTERRUPTED_IMPL = "interrupted impl"
+    INTERRUPTED_DONE = "interrupted done"
+    CORRUPT_RECORD = "corrupt record"
+    LEFTOVER_TEMP = "leftover temp file"
+
+
+class Fix(str, Enum):
+    NOT_TRIED = ""
+    FIXED = "fixed"
+    FAILED = "failed"
+
+
+@dataclass
+class Finding:
+    kind: FindingKind
+    message: str
+    advice: str = ""
+    slot_id: int | None = None
+    fixed: Fix = Fix.NOT_TRIED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.name.lower(),
+            "message": self.message,
+            "advice": self.advice,
+            "slot": self.slot_id,
+            "fixed": self.fixed.value or None,
+        }
+
+
+@dataclass
+class DoctorReport:
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unresolved(self) -> list[Finding]:
+        return [f for f in self.findings if f.fixed is not Fix.FIXED]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "findings": [f.to_json() for f in self.findings],
+            "notes": self.notes,
+            "unresolved": len(self.unresolved),
+        }
