@@ -94,8 +94,9 @@ def world(tmp_path: Path, kinfra_home: Path, docker_prefix: str) -> Iterator[Wor
 # not marks of kinfra's own but states seen from outside (a stack starting).
 IMPL_STEPS = [
     "impl:checked",
+    "write:<home>/registry.json",  # the memory budget admits the start
     "write:pending/<worktree>.json",
-    "write:<home>/registry.json",
+    "write:<home>/registry.json#2",  # the claim
     "impl:claimed",
     "write:slot-1/.env.sandbox",
     "write:slot-1/docker-compose.override.yml",
@@ -111,8 +112,9 @@ IMPL_STEPS = [
     "slot:starting",
     "@compose-up-waiting",
     "slot:containers-up",
-    "write:<home>/registry.json#2",
+    "write:<home>/registry.json#3",  # the slot's status
     "impl:started",
+    "write:<home>/registry.json#4",  # the admission given back
 ]
 
 DONE_STEPS = [
@@ -148,6 +150,8 @@ SOLO_STEPS = {
     "slot:starting",
     "slot:containers-up",
     "write:<home>/registry.json#2",
+    "write:<home>/registry.json#3",
+    "write:<home>/registry.json#4",
     "impl:started",
     "done:checked",
     "done:recorded",

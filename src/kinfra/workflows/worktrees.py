@@ -284,6 +284,7 @@ def done(
     # Asked alongside the checks; removed only once they pass.
     agent = Background(has_agent, project, target.path)
     _check_removable(root, target, partial, previous, force)
+    has_agent_box = agent.result()
     trace.step("done:checked")
 
     with store.transaction():
@@ -303,7 +304,7 @@ def done(
         clear_git_locks(root, previous)
     removing = False
     try:
-        result = _take_down(project, target, store, agent.result(), reset_data)
+        result = _take_down(project, target, store, has_agent_box, reset_data)
         removing = True
         resumed = previous is not None and previous.kind is OpKind.DONE
         _remove(root, target, partial, force or resumed, result)
