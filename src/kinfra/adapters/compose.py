@@ -176,7 +176,11 @@ def raise_if_unavailable(result: Result) -> None:
             f"the Docker daemon at {remote.group(1)} cannot be reached",
             hint="check that engine, and the context that names it (`docker context ls`)",
         )
-    if "Cannot connect to the Docker daemon" in text or "Is the docker daemon running" in text:
+    if (
+        "Cannot connect to the Docker daemon" in text
+        or "Is the docker daemon running" in text
+        or "error during connect" in text
+    ):
         raise DockerUnavailableError(
             "the Docker daemon is not running",
             hint="start Docker (Docker Desktop, `systemctl start docker`, or scripts/ensure-docker.sh)",
@@ -211,6 +215,11 @@ _VERBS = ("config", "up", "down", "ps", "logs", "exec", "build", "ls")
 
 def _hint_for(result: Result) -> str:
     return "full command: " + shown(result.args)
+
+
+def ping() -> None:
+    """Raise ``DockerUnavailableError`` unless the daemon answers."""
+    docker(["docker", "version", "--format", "{{.Server.Version}}"])
 
 
 def config(target: ComposeTarget) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -35,6 +36,7 @@ from kinfra.adapters.statefile import (
     real_path,
 )
 from kinfra.domain.config import Profile
+from kinfra.domain.jsonshape import ShapeError, build
 from kinfra.errors import (
     SlotClaimedError,
     SlotExhaustedError,
@@ -351,65 +353,64 @@ def _corrupt(path: Path, where: str) -> StateFileError:
 
 
 def _parse_registry(path: Path, data: dict[str, Any]) -> Registry:
+    """Every field checked against its record's type (an absolute path, a
+    known status, an integer...): whatever a file holds, it is read whole or
+    refused as corrupt, never half-read into a crash later."""
     version = int(data["version"])
     try:
         if version < REGISTRY_VERSION:
             data = _migrate(data, version)
-        projects = {name: _parse_project(name, p) for name, p in data["projects"].items()}
-        queue = [_parse_ticket(t) for t in data.get("queue", [])]
-        starting = [_parse_ticket(t) for t in data.get("starting", [])]
-        generation = int(data.get("generation", 0))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        projects = build(dict[str, Any], data.get("projects"), "projects")
+        parsed = {name: _parse_project(name, body) for name, body in projects.items()}
+        queue = build(list[Ticket], data.get("queue", []), "queue")
+        starting = build(list[Ticket], data.get("starting", []), "starting")
+        generation = build(int, data.get("generation", 0), "generation")
+    except ShapeError as exc:
+        raise _corrupt(path, str(exc)) from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # in an old format
         raise _corrupt(path, f"unexpected content: {exc!r}") from exc
     migrated = version if version < REGISTRY_VERSION else None
-    return Registry(projects, queue, starting, generation, migrated_from=migrated)
+    return Registry(parsed, queue, starting, generation, migrated_from=migrated)
 
 
-def _parse_project(name: str, data: dict[str, Any]) -> ProjectRecord:
-    slots = {int(key): _parse_slot(int(key), s) for key, s in data["slots"].items()}
-    local_prod = data.get("local_prod")
+def _parse_project(name: str, data: object) -> ProjectRecord:
+    where = f"projects.{name}"
+    if not _NAME.match(name):
+        raise ShapeError(f"{where}: {name!r} is not a project name")
+    body = build(dict[str, Any], data, where)
+    prefix = build(str, body.get("prefix"), f"{where}.prefix")
+    if not _NAME.match(prefix):
+        raise ShapeError(f"{where}.prefix: {prefix!r} is not a prefix")
+    slots = {
+        slot_id: build(
+            SlotRecord,
+            {**_fields(raw, f"{where}.slots.{slot_id}"), "slot_id": slot_id},
+            f"{where}.slots.{slot_id}",
+        )
+        for slot_id, raw in build(dict[int, Any], body.get("slots"), f"{where}.slots").items()
+    }
+    local_prod = body.get("local_prod")
     return ProjectRecord(
         name=name,
-        root=Path(str(data["root"])),
-        prefix=str(data["prefix"]),
+        root=build(Path, body.get("root"), f"{where}.root"),
+        prefix=prefix,
         slots=slots,
-        local_prod=_parse_local_prod(local_prod) if local_prod else None,
+        local_prod=None
+        if not local_prod
+        else build(
+            LocalProdRecord,
+            {"registered_at": "", **_fields(local_prod, f"{where}.local_prod")},
+            f"{where}.local_prod",
+        ),
     )
 
 
-def _parse_slot(slot_id: int, data: dict[str, Any]) -> SlotRecord:
-    claim = data.get("claim")
-    return SlotRecord(
-        slot_id=slot_id,
-        instance_id=str(data["instance_id"]),
-        status=SlotStatus(data.get("status", "stopped")),
-        claim=None
-        if claim is None
-        else Claim(Path(str(claim["path"])), ClaimKind(claim["kind"]), str(claim["at"])),
-    )
+def _fields(value: object, where: str) -> dict[str, Any]:
+    return build(dict[str, Any], value, where)
 
 
-def _parse_local_prod(data: dict[str, Any]) -> LocalProdRecord:
-    return LocalProdRecord(
-        clone=Path(str(data["clone"])),
-        instance_id=str(data["instance_id"]),
-        registered_at=str(data.get("registered_at", "")),
-        status=SlotStatus(data.get("status", "stopped")),
-        created_project_record=bool(data.get("created_project_record", False)),
-    )
-
-
-def _parse_ticket(data: dict[str, Any]) -> Ticket:
-    pid_start = data.get("pid_start")
-    return Ticket(
-        ticket=str(data["ticket"]),
-        project=str(data["project"]),
-        label=str(data["label"]),
-        memory_mb=int(data["memory_mb"]),
-        pid=int(data["pid"]),
-        pid_start=None if pid_start is None else str(pid_start),
-        since=str(data["since"]),
-    )
+# What config allows for [project] name and prefix, the only names stored here.
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
 # --- older formats ---------------------------------------------------------------

@@ -17,6 +17,7 @@ import math
 import types
 import typing
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar, Union
 
 T = TypeVar("T")
@@ -62,13 +63,19 @@ def _convert(kind: Any, value: object, where: str) -> Any:
             raise ShapeError(f"{where}: expected an object, got {_shown(value)}")
         key_kind, value_kind = typing.get_args(kind)
         return {
-            _convert(key_kind, k, f"{where} key"): _convert(value_kind, v, f"{where}.{k}")
+            _key(key_kind, k, where): _convert(value_kind, v, f"{where}.{k}")
             for k, v in value.items()
         }
     if kind is Any:
         return value
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
         return _record(kind, value, where)
+    if kind is Path:
+        # Every path kinfra stores is absolute: a relative one would resolve
+        # against whatever directory a command happens to run in.
+        if not isinstance(value, str) or not value or not Path(value).is_absolute():
+            raise ShapeError(f"{where}: expected an absolute path, got {_shown(value)}")
+        return Path(value)
     if isinstance(kind, type) and issubclass(kind, Enum):
         try:
             return kind(value)
@@ -76,6 +83,16 @@ def _convert(kind: Any, value: object, where: str) -> Any:
             known = ", ".join(str(m.value) for m in kind)
             raise ShapeError(f"{where}: {_shown(value)} is not one of {known}") from None
     return _scalar(kind, value, where)
+
+
+def _key(kind: Any, key: str, where: str) -> Any:
+    """A JSON object key (always a string) as the record's key type: an int
+    key is written as its decimal digits."""
+    if kind is int:
+        if not (key.isascii() and key.isdigit()):
+            raise ShapeError(f"{where}: key {key!r} is not a number")
+        return int(key)
+    return _convert(kind, key, f"{where} key")
 
 
 def _scalar(kind: Any, value: object, where: str) -> Any:

@@ -9,11 +9,8 @@ An unclaimed slot is shown as a claim by this checkout would run it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +18,14 @@ from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.registry import RegistryStore
 from kinfra.domain.slot import Slot
-from kinfra.paths import project_home
 from kinfra.project import Project
 from kinfra.workflows.shared import shared_root
-from kinfra.workflows.slot_files import compose_target, write_secrets_file, write_slot_files
+from kinfra.workflows.slot_files import (
+    compose_target,
+    scratch_slot,
+    write_secrets_file,
+    write_slot_files,
+)
 
 FORMATS = ("yaml", "json")
 
@@ -44,19 +45,12 @@ def merged_config(
     record = (store or RegistryStore()).load().require_project(config.name).slot(slot_id)
     code_dir = record.claimant or (project.here or project.root).resolve()
     secret_values = secret_refs.resolve_all(config.secrets, config.root)
-    home = project_home(config.name)
-    home.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".config-", dir=home))  # 0700: secrets go in it
-    try:
-        # The slot as it is, with its files in the scratch directory.
-        preview = replace(project.slot(slot_id), directory=scratch)
+    # The slot as it is, with its files in a scratch directory.
+    with scratch_slot(config, project.slot(slot_id), "config") as preview:
         shared = shared_root(config) if config.shared else None
         write_slot_files(config, preview, record.instance_id, code_dir, shared_root=shared)
-        write_secrets_file(scratch, secret_values)
+        write_secrets_file(preview.directory, secret_values)
         model = compose.config(compose_target(config, preview))
-    finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(scratch)
     text = _render(_redacted(model, list(secret_values.values())), fmt)
     return MergedConfig(project.slot(slot_id), code_dir, record.claim is not None, text)
 

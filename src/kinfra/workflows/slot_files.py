@@ -7,6 +7,12 @@ on every start, and while the stack runs its resolved secrets.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,7 @@ from kinfra.domain import compose_yaml
 from kinfra.domain.config import Config
 from kinfra.domain.slot import Slot, build_override, env_file_values, render_env_file
 from kinfra.errors import ConfigError
-from kinfra.paths import ENV_FILE, OVERRIDE_FILE
+from kinfra.paths import ENV_FILE, OVERRIDE_FILE, project_home
 from kinfra.workflows.shared import shared_env
 
 
@@ -72,6 +78,22 @@ def write_secrets_file(directory: Path, values: dict[str, str]) -> None:
     # atomic_write_text creates the temp file 0600 and keeps that mode: the
     # values are never readable by anyone else, not even for a moment.
     atomic_write_text(path, secret_refs.render_env_file(values), mode=0o600)
+
+
+@contextlib.contextmanager
+def scratch_slot(config: Config, slot: Slot, purpose: str) -> Iterator[Slot]:
+    """``slot`` with its files in a private scratch directory (0700: secrets
+    may go in it), so that a slot's files can be tried without touching the
+    slot's own. Named ``.<purpose>-<pid>-…`` under the project's home, so
+    that `kinfra doctor` can tell one a killed run left from one in use."""
+    home = project_home(config.name)
+    home.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{purpose}-{os.getpid()}-", dir=home))
+    try:
+        yield replace(slot, directory=scratch)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(scratch)
 
 
 def compose_target(config: Config, slot: Slot) -> compose.ComposeTarget:

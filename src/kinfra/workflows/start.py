@@ -14,7 +14,7 @@ from pathlib import Path
 from kinfra import trace
 from kinfra.adapters import compose, netcheck
 from kinfra.adapters import secrets as secret_refs
-from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotStatus
+from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord, SlotStatus
 from kinfra.domain.config import Config, OnClaim
 from kinfra.domain.slot import Slot
 from kinfra.errors import (
@@ -63,6 +63,7 @@ def start_slot(
     progress: Progress | None = None,
     store: RegistryStore | None = None,
     fresh: bool = False,
+    secret_values: dict[str, str] | None = None,
 ) -> StartReport:
     """Start a slot's stack for ``code_dir`` and run the startability gate.
 
@@ -76,20 +77,7 @@ def start_slot(
     progress = progress or Progress()
     store = store or RegistryStore()
     record = store.load().require_project(config.name).slot(slot_id)
-    if record.claim is not None:
-        claimant = record.claim.path
-        if code_dir is not None and code_dir.resolve() != claimant:
-            raise SlotClaimedError(
-                f"Slot {slot_id} is claimed by {claimant.name}",
-                hint=f"it runs the code of {claimant}; pick another slot with --slot",
-            )
-        code_dir = claimant
-    code_dir = (code_dir or project.here or project.root).resolve()
-    if not code_dir.is_dir():
-        raise SandboxStartError(
-            f"code directory {code_dir} does not exist",
-            hint="the worktree may have been removed; run `kinfra doctor`",
-        )
+    code_dir = start_code_dir(project, record, code_dir)
     slot = project.slot(slot_id)
     check_ports_free(slot)
 
@@ -114,7 +102,9 @@ def start_slot(
     try:
         if fresh or (newly_claimed and config.sandbox.on_claim is OnClaim.RESET):
             _reset(project, slot, progress)
-        return start_stack(config, slot, record.instance_id, code_dir, progress, set_status)
+        return start_stack(
+            config, slot, record.instance_id, code_dir, progress, set_status, secret_values
+        )
     except GateFailedError:
         raise  # containers stay up for inspection, claim kept: a running slot is claimed
     except BaseException:
@@ -126,6 +116,26 @@ def start_slot(
             with store.transaction() as registry:
                 registry.release(config.name, slot_id, claimant=code_dir)
         raise
+
+
+def start_code_dir(project: Project, record: SlotRecord, code_dir: Path | None) -> Path:
+    """The code a start of the slot mounts: its claimant's (``code_dir`` must
+    agree), else ``code_dir``, else the checkout the command runs in."""
+    if record.claim is not None:
+        claimant = record.claim.path
+        if code_dir is not None and code_dir.resolve() != claimant:
+            raise SlotClaimedError(
+                f"Slot {record.slot_id} is claimed by {claimant.name}",
+                hint=f"it runs the code of {claimant}; pick another slot with --slot",
+            )
+        code_dir = claimant
+    code_dir = (code_dir or project.here or project.root).resolve()
+    if not code_dir.is_dir():
+        raise SandboxStartError(
+            f"code directory {code_dir} does not exist",
+            hint="the worktree may have been removed; run `kinfra doctor`",
+        )
+    return code_dir
 
 
 def _reset(project: Project, slot: Slot, progress: Progress) -> None:
@@ -189,6 +199,7 @@ def start_stack(
     code_dir: Path,
     progress: Progress,
     set_status: SetStatus,
+    secret_values: dict[str, str] | None = None,
 ) -> StartReport:
     """Write the files, start compose, run the gate. ``set_status`` records
     the outcome wherever the caller keeps it (a pool slot, local-prod).
@@ -198,7 +209,8 @@ def start_stack(
     error raised out of here (compose may echo them).
     """
     shared_root = require_shared(config)
-    secret_values = secret_refs.resolve_all(config.secrets, config.root)
+    if secret_values is None:  # else resolved by the preflight of this start
+        secret_values = secret_refs.resolve_all(config.secrets, config.root)
     try:
         write_slot_files(config, slot, instance_id, code_dir, shared_root=shared_root)
         write_secrets_file(slot.directory, secret_values)

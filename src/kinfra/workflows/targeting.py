@@ -22,7 +22,8 @@ from kinfra.errors import GateFailedError, GitError, KinfraError
 from kinfra.paths import ENV_FILE
 from kinfra.project import Project
 from kinfra.workflows.pool import stop_slot
-from kinfra.workflows.start import Progress, StartReport, start_slot
+from kinfra.workflows.preflight import preflight
+from kinfra.workflows.start import Progress, StartReport, start_code_dir, start_slot
 
 if TYPE_CHECKING:
     from kinfra.workflows.budget import Admission
@@ -115,12 +116,21 @@ def sandbox_up(
     here = (project.here or project.root).resolve()
     if explicit is not None or _claim_of(project, here, store) is not None:
         target = resolve_target(project, explicit, store)
+        record = store.load().require_project(project.name).slot(target.slot_id)
+        secret_values = preflight(
+            project, target.slot_id, record.instance_id, start_code_dir(project, record, code_dir)
+        )
         with _admission(project, target.slot_id, wait, progress, store):
-            report = start_slot(project, target.slot_id, code_dir, progress, store)
+            report = start_slot(
+                project, target.slot_id, code_dir, progress, store, secret_values=secret_values
+            )
         return UpResult(report, False, target.note)
     if code_dir is None and _is_impl_worktree(project, here):
+        # The slot a claim would get, checked before it is claimed.
+        likely = store.load().claim_free_slot(project.name, here, project.profiles())
+        secret_values = preflight(project, likely.slot_id, likely.instance_id, here)
         with _admission(project, None, wait, progress, store):
-            report = _reclaim_and_start(project, here, progress, store)
+            report = _reclaim_and_start(project, here, progress, store, secret_values)
         return UpResult(report, True, None)
     raise _no_slot_error(here)
 
@@ -162,7 +172,11 @@ def _is_impl_worktree(project: Project, here: Path) -> bool:
 
 
 def _reclaim_and_start(
-    project: Project, here: Path, progress: Progress | None, store: RegistryStore
+    project: Project,
+    here: Path,
+    progress: Progress | None,
+    store: RegistryStore,
+    secret_values: dict[str, str],
 ) -> StartReport:
     from kinfra.workflows.worktrees import release_slot, write_worktree_env
 
@@ -174,7 +188,7 @@ def _reclaim_and_start(
     try:
         write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, here)
         reset = config.sandbox.on_claim is OnClaim.RESET  # a new claim, as in `impl`
-        return start_slot(project, slot.slot_id, here, progress, store, fresh=reset)
+        return start_slot(project, slot.slot_id, here, progress, store, reset, secret_values)
     except GateFailedError:
         raise  # containers stay up for inspection; a running slot stays claimed
     except BaseException:

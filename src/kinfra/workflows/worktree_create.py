@@ -24,6 +24,7 @@ from kinfra.domain.config import Config, OnClaim, Profile
 from kinfra.domain.names import WorktreeName, impl_name, parse_impl_target, spec_name, validate_part
 from kinfra.domain.slot import Slot
 from kinfra.errors import (
+    DockerUnavailableError,
     GitError,
     InvalidOperationError,
     KinfraError,
@@ -147,6 +148,7 @@ def impl(
     finished one is kept, its claim is taken over.
     """
     from kinfra.workflows.budget import Admission, admit, slot_memory
+    from kinfra.workflows.preflight import preflight
     from kinfra.workflows.start import Progress, prevalidate, start_slot
 
     feature, milestone = parse_impl_target(target)
@@ -171,6 +173,9 @@ def impl(
         )
     if previous is None:
         _refuse_existing(root, path, name)
+    secret_values = None
+    if would_claim is not None:
+        secret_values = preflight(project, would_claim.slot_id, would_claim.instance_id, path)
     trace.step("impl:checked")
     admission = Admission(store, None)
     if would_claim is not None:
@@ -240,7 +245,7 @@ def impl(
                 return result
             write_worktree_env(config, project.slot(slot.slot_id), slot.instance_id, path)
             reset = fresh or config.sandbox.on_claim is OnClaim.RESET
-            report = start_slot(project, slot.slot_id, path, progress, store, fresh=reset)
+            report = start_slot(project, slot.slot_id, path, progress, store, reset, secret_values)
             trace.step("impl:started")
         except BaseException as exc:
             if slot is None:
@@ -250,7 +255,10 @@ def impl(
                 raise
             with deferred_interrupts():
                 background.shutdown(wait=True)
-                released = _undo_claim(project, slot, path, store)
+                # Docker unreachable: this start never reached it, so nothing
+                # runs to stop, and the claim goes back without asking it.
+                reached = not isinstance(exc, DockerUnavailableError)
+                released = _undo_claim(project, slot, path, store, stop=reached)
                 pending.finish(config.name, path, restore=previous)
             if isinstance(exc, KinfraError):
                 raise _start_error(exc, name, slot, released) from exc
@@ -447,13 +455,16 @@ def run_setup(config: Config, path: Path, output: Say) -> SetupOutcome | None:
     return SetupOutcome(command, result.returncode)
 
 
-def _undo_claim(project: Project, slot: SlotRecord, path: Path, store: RegistryStore) -> bool:
+def _undo_claim(
+    project: Project, slot: SlotRecord, path: Path, store: RegistryStore, stop: bool = True
+) -> bool:
     """Stop what was started and release the slot; False when the stop failed
     (a slot whose teardown failed stays claimed)."""
     from kinfra.workflows.pool import stop_slot
 
     try:
-        stop_slot(project, slot.slot_id, release_manual=False, store=store)
+        if stop:
+            stop_slot(project, slot.slot_id, release_manual=False, store=store)
     except KinfraError:
         return False
     release_slot(project, slot, path, store)
