@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
-from kinfra.adapters.registry import ClaimKind, RegistryStore
+from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotStatus, Ticket
 from kinfra.testing.example import claims, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import git
 
@@ -153,3 +155,82 @@ def test_doctor_fix_leaves_a_fresh_impl_claim_alone(
     assert claims(kinfra_home, docker_prefix) == {1: str(starting), 2: None}
     text = kinfra(repo, "doctor").stdout
     assert "impl in progress: slot 1 was claimed for" in text and "left alone" in text
+
+
+def test_doctor_names_a_double_claim_and_fix_keeps_the_running_slot(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=3, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    assert kinfra(repo, "impl", "genome/M1").returncode == 0  # slot 1, running
+    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    with RegistryStore().transaction() as reg:  # a second claim by the same worktree
+        reg.claim(docker_prefix, 3, wt, kind=ClaimKind.IMPL)
+
+    # Inside it, `sandbox up` cannot tell which slot is meant: refused, named.
+    up = kinfra(wt, "sandbox", "up")
+    assert up.returncode == 1 and f"{wt.name} holds slots 1, 3" in up.stderr
+    assert claims(kinfra_home, docker_prefix) == {1: str(wt), 2: None, 3: str(wt)}
+
+    report = json.loads(kinfra(repo, "doctor", "--json").stdout)
+    (double,) = [f for f in report["findings"] if f["kind"] == "double_claim"]
+    assert f"{wt} holds 2 slots (1, 3)" in double["message"]
+    assert "slot 1 is its slot" in double["message"]
+    fixed = kinfra(repo, "doctor", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert claims(kinfra_home, docker_prefix) == {1: str(wt), 2: None, 3: None}
+    assert _running(docker_prefix) == {f"{docker_prefix}-slot-1"}
+    assert kinfra(wt, "sandbox", "up").returncode == 0
+
+
+def test_doctor_repairs_files_and_registry_entries_that_disagree(
+    tmp_path: Path, kinfra_home: Path, docker_prefix: str
+) -> None:
+    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
+    assert kinfra(repo, "sandbox", "provision").returncode == 0
+    assert kinfra(repo, "impl", "genome/M1").returncode == 0
+    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    # The worktree's env file names another slot; slot 2 (stopped) says
+    # "running" and keeps an old secrets file; a killed write left a temp
+    # file; a killed waiter left its ticket in the memory queue.
+    (wt / ".env.sandbox").write_text("SLOT_NUMBER=2\n")
+    with RegistryStore().transaction() as reg:
+        reg.set_status(docker_prefix, 2, SlotStatus.RUNNING)
+        reg.queue.append(Ticket("t1", docker_prefix, "impl x/M1", 100, _dead_pid(), None, "now"))
+    secrets = kinfra_home / docker_prefix / "slot-2" / ".env.secrets"
+    secrets.write_text("TOKEN=old\n")
+    os.utime(secrets, (time.time() - 3600, time.time() - 3600))
+    temp = kinfra_home / f".registry.json.{_dead_pid()}.0123456789ab.tmp"
+    temp.write_text("{")
+
+    report = json.loads(kinfra(repo, "doctor", "--json").stdout)
+    kinds = sorted(f["kind"] for f in report["findings"])
+    assert kinds == [
+        "dead_ticket", "env_file_wrong", "leftover_temp", "secrets_left", "status_outdated",
+    ]  # fmt: skip
+    fixed = kinfra(repo, "doctor", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "SLOT_NUMBER=1" in (wt / ".env.sandbox").read_text()
+    assert not secrets.exists() and not temp.exists()
+    data = registry(kinfra_home)
+    assert data["projects"][docker_prefix]["slots"]["2"]["status"] == "stopped"
+    assert data["queue"] == []
+    assert kinfra(repo, "doctor").returncode == 0
+
+
+def test_doctor_fix_forgets_only_kinfras_stale_git_entries(tmp_path: Path) -> None:
+    repo = make_example_project(tmp_path, "kt" + os.urandom(3).hex(), mini=True)
+    mine = tmp_path / "scratch"
+    git(repo, "worktree", "add", "-q", "-b", "scratch", str(mine))
+    subprocess.run(["rm", "-rf", str(mine)], check=True)
+
+    fixed = kinfra(repo, "doctor", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "kinfra did not make it, so it is left alone" in fixed.stderr
+    assert str(mine) in git(repo, "worktree", "list").stdout  # the user's to prune
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

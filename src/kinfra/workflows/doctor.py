@@ -23,10 +23,11 @@ from kinfra.adapters.registry import (
 from kinfra.domain.slot import compose_project_name
 from kinfra.errors import ComposeError, DockerUnavailableError, KinfraError
 from kinfra.project import Project
-from kinfra.workflows.doctor_ops import check_records, check_temp_files
+from kinfra.workflows.doctor_files import check_slot_files
+from kinfra.workflows.doctor_ops import check_records, check_temp_files, check_tickets
 from kinfra.workflows.findings import DoctorReport, Finding, FindingKind, Fix
 from kinfra.workflows.pool import stop_slot
-from kinfra.workflows.worktrees import candidates, owns_record
+from kinfra.workflows.worktrees import candidates, env_file_slot, owns_record
 
 
 def doctor(project: Project, fix: bool = False, store: RegistryStore | None = None) -> DoctorReport:
@@ -50,11 +51,13 @@ def doctor(project: Project, fix: bool = False, store: RegistryStore | None = No
         _note_foreign_claims(record, report)
     else:
         _check_slots(project, owned, entries, live, report, fix, store, open_runs)
+        check_slot_files(project, owned, live, report, fix, store, open_runs)
         if live is not None:
             _check_unknown(project, owned, store, live, report)
     _check_git(project, owned, entries, report, fix, open_runs)
     worktrees = [c.path for c in candidates(project, owned, entries) if c.exists]
     check_temp_files(project, worktrees, report, fix)
+    check_tickets(report, fix, store)
     return report
 
 
@@ -98,10 +101,13 @@ def _check_slots(
 ) -> None:
     known = {e.path.resolve() for e in entries if not e.prunable}
     listed = {e.path.resolve() for e in entries}  # prunable too: git made them once
+    extra = _check_double_claims(project, record, live, report, fix, store, open_runs)
     for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
         compose_project = project.slot(slot.slot_id).compose_project
         if slot.claim is not None and slot.claim.path in open_runs:
             continue  # its run is reported (running, or interrupted) above
+        if slot.slot_id in extra:
+            continue  # reported (and given back) as a double claim
         if slot.claim is not None:
             claimant = slot.claim.path
             gone = not claimant.is_dir()
@@ -152,6 +158,55 @@ def _check_slots(
             if fix:
                 finding.fixed = _stop(project, slot, store, finding)
             report.findings.append(finding)
+
+
+def _check_double_claims(
+    project: Project,
+    record: ProjectRecord,
+    live: dict[str, str] | None,
+    report: DoctorReport,
+    fix: bool,
+    store: RegistryStore,
+    open_runs: set[Path],
+) -> set[int]:
+    """A checkout holds one slot: `done` and detection find a worktree's slot
+    by its path. Each extra claim is reported; --fix keeps the slot whose
+    stack runs (else the one the checkout's .env.sandbox names, else the
+    lowest) and stops and releases the others. Returns the extra slots."""
+    by_path: dict[Path, list[SlotRecord]] = {}
+    for slot in sorted(record.slots.values(), key=lambda s: s.slot_id):
+        if slot.claim is not None and slot.claim.path not in open_runs:
+            by_path.setdefault(slot.claim.path, []).append(slot)
+    extra: set[int] = set()
+    for path, slots in by_path.items():
+        if len(slots) < 2:
+            continue
+        keep = _slot_to_keep(project, path, slots, live)
+        others = [s for s in slots if s.slot_id != keep.slot_id]
+        extra.update(s.slot_id for s in others)
+        finding = Finding(
+            FindingKind.DOUBLE_CLAIM,
+            f"{path} holds {len(slots)} slots ({', '.join(str(s.slot_id) for s in slots)}); "
+            f"a checkout holds one, so slot {keep.slot_id} is its slot",
+            f"`kinfra doctor --fix` stops and releases slot(s) "
+            f"{', '.join(str(s.slot_id) for s in others)} (volumes kept)",
+            others[0].slot_id,
+        )
+        if fix:
+            outcomes = [_stop_and_release(project, s, store, finding) for s in others]
+            finding.fixed = Fix.FIXED if all(o is Fix.FIXED for o in outcomes) else Fix.FAILED
+        report.findings.append(finding)
+    return extra
+
+
+def _slot_to_keep(
+    project: Project, path: Path, slots: list[SlotRecord], live: dict[str, str] | None
+) -> SlotRecord:
+    for slot in slots:
+        if _running(live, project.slot(slot.slot_id).compose_project):
+            return slot
+    named = env_file_slot(path)
+    return next((s for s in slots if s.slot_id == named), slots[0])
 
 
 IMPL_GRACE_SECONDS = 120

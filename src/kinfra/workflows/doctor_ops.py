@@ -139,6 +139,34 @@ def _give_back_claims(
             release_slot(project, slot, path, store)
 
 
+# --- the memory queue -----------------------------------------------------------------
+
+
+def check_tickets(report: DoctorReport, fix: bool, store: RegistryStore) -> None:
+    """Tickets of the memory queue whose process is gone: a waiter or a start
+    that was killed. They hold memory nobody uses until the next admission
+    drops them; --fix drops them now."""
+    registry = store.load()
+    dead = [
+        t for t in (*registry.queue, *registry.starting) if not process_alive(t.pid, t.pid_start)
+    ]
+    for ticket in dead:
+        finding = Finding(
+            FindingKind.DEAD_TICKET,
+            f"the memory queue holds `{ticket.label}` (pid {ticket.pid}, since {ticket.since}), "
+            "whose process is gone",
+            "`kinfra doctor --fix` drops it",
+        )
+        report.findings.append(finding)
+    if fix and dead:
+        gone = {t.ticket for t in dead}
+        with store.transaction() as registry:
+            registry.queue = [t for t in registry.queue if t.ticket not in gone]
+            registry.starting = [t for t in registry.starting if t.ticket not in gone]
+        for finding in report.findings[-len(dead) :]:
+            finding.fixed = Fix.FIXED
+
+
 # --- temp files ----------------------------------------------------------------------
 
 

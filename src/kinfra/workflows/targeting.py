@@ -17,13 +17,13 @@ from kinfra.adapters import git
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotRecord
 from kinfra.domain.config import OnClaim, Profile
 from kinfra.domain.names import WorktreeKind, classify_branch
-from kinfra.domain.slot import parse_env_file
-from kinfra.errors import GateFailedError, GitError, KinfraError
+from kinfra.errors import AmbiguousNameError, GateFailedError, GitError, KinfraError
 from kinfra.paths import ENV_FILE
 from kinfra.project import Project
 from kinfra.workflows.pool import stop_slot
 from kinfra.workflows.preflight import preflight
 from kinfra.workflows.start import Progress, StartReport, start_code_dir, start_slot
+from kinfra.workflows.worktrees import env_file_slot
 
 if TYPE_CHECKING:
     from kinfra.workflows.budget import Admission
@@ -50,24 +50,28 @@ def resolve_target(
 
 
 def _claim_of(project: Project, here: Path, store: RegistryStore) -> SlotRecord | None:
+    """The slot ``here`` claims. A checkout holds one; holding more (a
+    registry edited by hand, a crash in an older kinfra) is refused rather
+    than one of them picked."""
     record = store.load().project(project.name)
-    return record.slot_claimed_by(here) if record else None
-
-
-def _env_slot(here: Path) -> int | None:
-    try:
-        values = parse_env_file((here / ENV_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):  # missing or junk: the registry decides
+    if record is None:
         return None
-    with contextlib.suppress(KeyError, ValueError):
-        return int(values["SLOT_NUMBER"])
-    return None
+    held = sorted((s for s in record.slots.values() if s.claimant == here), key=lambda s: s.slot_id)
+    if len(held) > 1:
+        numbers = ", ".join(str(s.slot_id) for s in held)
+        raise AmbiguousNameError(
+            f"{here.name} holds slots {numbers}; a checkout holds one, so which is meant is "
+            "not clear",
+            hint="pass --slot N, or run `kinfra doctor --fix` (it gives the extra claims "
+            "back); nothing was done",
+        )
+    return held[0] if held else None
 
 
 def _cross_check(project: Project, slot: SlotRecord, here: Path) -> str | None:
     if slot.claim is None or slot.claim.kind is not ClaimKind.IMPL:
         return None  # a manual claim writes no .env.sandbox into the checkout
-    said = _env_slot(here)
+    said = env_file_slot(here)
     if said == slot.slot_id:
         return None
     from kinfra.workflows.worktrees import write_worktree_env
@@ -78,7 +82,7 @@ def _cross_check(project: Project, slot: SlotRecord, here: Path) -> str | None:
 
 
 def _no_slot_error(here: Path) -> KinfraError:
-    if _env_slot(here) is not None:
+    if env_file_slot(here) is not None:
         return KinfraError(
             f"this worktree's slot claim was released ({here.name} holds no slot)",
             hint="run `kinfra sandbox up` here to claim a slot and start it again",

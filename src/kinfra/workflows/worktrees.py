@@ -19,7 +19,7 @@ from kinfra.adapters.statefile import atomic_write_text
 from kinfra.background import Background
 from kinfra.domain.config import Config
 from kinfra.domain.names import WorktreeKind, WorktreeName, classify_branch, validate_lookup
-from kinfra.domain.slot import Slot
+from kinfra.domain.slot import Slot, parse_env_file
 from kinfra.errors import (
     AmbiguousNameError,
     InvalidOperationError,
@@ -62,6 +62,18 @@ def write_worktree_env(config: Config, slot: Slot, instance_id: str, path: Path)
         "worktree. Do not edit; git-ignored."
     )
     atomic_write_text(path / ENV_FILE, render_env_file(values, header))
+
+
+def env_file_slot(path: Path) -> int | None:
+    """The slot the ``.env.sandbox`` of the checkout at ``path`` names; None
+    when it is missing or unreadable (the registry decides then)."""
+    try:
+        values = parse_env_file((path / ENV_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    with contextlib.suppress(KeyError, ValueError):
+        return int(values["SLOT_NUMBER"])
+    return None
 
 
 def release_slot(project: Project, slot: SlotRecord, path: Path, store: RegistryStore) -> None:
