@@ -13,6 +13,7 @@ EXIT_ERROR = 1
 EXIT_GATE_FAILED = 2
 EXIT_PORT_CONFLICT = 3
 EXIT_OVER_BUDGET = 5  # (4 is EXIT_NEEDS_HUMAN, below)
+EXIT_USAGE = 64  # the command line itself is wrong (sysexits' EX_USAGE)
 EXIT_INTERRUPTED = 130
 
 

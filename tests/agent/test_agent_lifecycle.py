@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from kinfra.errors import EXIT_USAGE
 from kinfra.testing.agentkit import AgentProject, agent_leftovers, make_agent_project
 from kinfra.testing.example import kinfra
 from kinfra.testing.gitrepo import git
@@ -128,7 +129,7 @@ def test_targets_resolve_like_done_and_bad_ones_are_one_clear_line(
     one_line_error(kinfra(p.repo, "agent", "run", "--", "true"), "is not an impl worktree")
     one_line_error(kinfra(p.repo, "agent", "reset", "nope"), "No worktree matching 'nope'")
     usage = kinfra(p.repo, "agent", "run", "genome-M1")
-    assert usage.returncode == 2 and "after `--`" in usage.stderr
+    assert usage.returncode == EXIT_USAGE and "after `--`" in usage.stderr
     # The orchestrator in a container needs an impl worktree too; no run is left behind.
     plan = "docs/designs/genome/implementation/M1_plan.md"
     one_line_error(

@@ -101,12 +101,17 @@ def shell_command(service: str | None) -> None:
 
 @app.command("destroy")
 @click.option("--volumes", is_flag=True, help="Also delete local-prod's volumes.")
-def destroy_command(volumes: bool) -> None:
+@click.option(
+    "--project",
+    "project",
+    help="The project whose local-prod to destroy (default: the one you are in).",
+)
+def destroy_command(volumes: bool, project: str | None) -> None:
     """Stop local-prod, unregister it and delete kinfra's generated files.
     The clone and every worktree are left exactly as they are."""
     from kinfra.workflows.local_prod import destroy
 
-    report = destroy(volumes=volumes)
+    report = destroy(volumes=volumes, project=project)
     kept = (
         f"clone kept at {report.clone}" if report.clone.is_dir() else "its clone was already gone"
     )

@@ -7,6 +7,7 @@ function so that ``kinfra --help`` and quick commands stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -16,7 +17,14 @@ from types import FrameType
 import click
 
 from kinfra.cli.clickutil import Command, Group
-from kinfra.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Interrupted, KinfraError
+from kinfra.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Interrupted,
+    KinfraError,
+)
 
 # Each command's module, in the order of `kinfra --help`. Only the module of
 # the command being run is imported, which keeps every start quick.
@@ -106,12 +114,34 @@ def main(argv: list[str] | None = None) -> int:
     from kinfra.cli import render
 
     try:
-        app.main(args=argv, prog_name="kinfra", standalone_mode=True)
+        # Not standalone: click's own errors are rendered here, like ours.
+        code = app.main(args=argv, prog_name="kinfra", standalone_mode=False)
+        return code if isinstance(code, int) else EXIT_OK
     except SystemExit as exc:
         code = exc.code
         if code is None:
             return EXIT_OK
         return code if isinstance(code, int) else EXIT_ERROR
+    except click.exceptions.NoArgsIsHelpError as exc:
+        render.plain(exc.format_message(), err=True)  # the help: asked for, in effect
+        return EXIT_USAGE
+    except click.UsageError as exc:
+        # One line, like every other error, and its own exit code: a script
+        # must tell a wrong command line from a failed start.
+        command = exc.ctx.command_path if exc.ctx is not None else "kinfra"
+        render.error(KinfraError(exc.format_message(), hint=f"see `{command} --help`"))
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        render.error(KinfraError(exc.format_message()))
+        return exc.exit_code
+    except click.Abort:
+        render.plain("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`kinfra worktrees | head -1`): nothing to say.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except KinfraError as exc:
         render.error(exc)
         return exc.exit_code

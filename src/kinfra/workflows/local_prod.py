@@ -103,9 +103,24 @@ def find_local_prod(cwd: Path | None = None, store: RegistryStore | None = None)
     return _load(*_registered(cwd, store or RegistryStore()))
 
 
-def _registered(cwd: Path | None, store: RegistryStore) -> tuple[str, LocalProdRecord]:
-    """The project name and registration of the local-prod meant from ``cwd``."""
+def _registered(
+    cwd: Path | None, store: RegistryStore, exact: bool = False, project: str | None = None
+) -> tuple[str, LocalProdRecord]:
+    """The project name and registration of the local-prod meant from ``cwd``.
+
+    ``project`` names it outright. With ``exact`` (a destructive command) it
+    is never guessed: outside any project it must be named, even when only
+    one is registered."""
     registry = store.load()
+    if project is not None:
+        record = registry.project(project)
+        if record is None or record.local_prod is None:
+            known = ", ".join(p.name for p in registry.projects.values() if p.local_prod)
+            raise LocalProdError(
+                f"{project} has no local-prod registered (registered: {known or 'none'})",
+                hint="name one of those; nothing was done",
+            )
+        return project, record.local_prod
     try:
         name: str | None = find_project(cwd).name
     except NotInProjectError:
@@ -119,6 +134,14 @@ def _registered(cwd: Path | None, store: RegistryStore) -> tuple[str, LocalProdR
             )
         return name, record.local_prod
     registered = [p for p in registry.projects.values() if p.local_prod is not None]
+    if exact and registered:
+        listed = ", ".join(f"{p.name} ({p.local_prod.clone})" for p in registered if p.local_prod)
+        raise LocalProdError(
+            f"not inside a project, so which local-prod to destroy is not clear "
+            f"(registered: {listed})",
+            hint="run it inside a checkout of that project, or name it: "
+            "`kinfra local-prod destroy --project NAME`; nothing was done",
+        )
     if len(registered) != 1:
         names = ", ".join(p.name for p in registered) or "none"
         raise LocalProdError(
@@ -222,7 +245,10 @@ class DestroyReport:
 
 
 def destroy(
-    cwd: Path | None = None, volumes: bool = False, store: RegistryStore | None = None
+    cwd: Path | None = None,
+    volumes: bool = False,
+    store: RegistryStore | None = None,
+    project: str | None = None,
 ) -> DestroyReport:
     """Stop local-prod, unregister it, delete kinfra's generated files. The
     target comes from the registry, never from the current directory, and
@@ -233,7 +259,7 @@ def destroy(
     project's registered prefix.
     """
     store = store or RegistryStore()
-    name, record = _registered(cwd, store)
+    name, record = _registered(cwd, store, exact=True, project=project)
     clone = record.clone
     try:
         compose_project = _load(name, record).slot.compose_project
