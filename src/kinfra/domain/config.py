@@ -304,6 +304,10 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path.name}: not valid TOML: {exc}", hint=f"fix {path}") from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{path.name}: not valid TOML: nested too deeply", hint=f"fix {path}"
+        ) from exc
     return parse_config(path, data)
 
 

@@ -37,3 +37,19 @@ def ok(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     result = kinfra(cwd, *args, env=env)
     assert result.returncode == 0, f"kinfra {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def assert_one_error_line(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> None:
+    """A refusal as the README promises it: exit ``code``, one
+    ``kinfra: error:`` line (a hint may follow), nothing on stdout, no
+    traceback, and the error naming what is wrong."""
+    shown = f"exit {result.returncode}\n{result.stdout}{result.stderr}"
+    assert result.returncode == code, shown
+    lines = result.stderr.rstrip("\n").splitlines()
+    assert lines and lines[0].startswith("kinfra: error: "), shown
+    assert all(line.startswith("  hint: ") for line in lines[1:]), shown
+    assert result.stdout == "", shown
+    for needle in needles:
+        assert needle in lines[0], shown
