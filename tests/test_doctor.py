@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import time
 from pathlib import Path
 
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotStatus, Ticket
+from kinfra.testing import interrupt
 from kinfra.testing.example import claims, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import git
 
@@ -132,29 +132,31 @@ def test_doctor_and_done_in_another_clone_leave_the_owners_claims_alone(
     assert kinfra(repo, "doctor").returncode == 0
 
 
-def test_doctor_fix_leaves_a_fresh_impl_claim_alone(
+def test_doctor_fix_leaves_the_claim_of_a_running_impl_alone(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
     repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
     assert kinfra(repo, "sandbox", "provision").returncode == 0
-    starting = tmp_path / f"{docker_prefix}-impl-genome-M1"  # not created yet
+    starting = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()  # not created yet
     abandoned = tmp_path / f"{docker_prefix}-impl-old-M1"
-    with RegistryStore().transaction() as reg:
-        reg.claim(docker_prefix, 1, starting, kind=ClaimKind.IMPL)  # claimed at: now
-        old = reg.claim(docker_prefix, 2, abandoned, kind=ClaimKind.IMPL)
-        assert old.claim is not None
-        reg.projects[docker_prefix].slots[2] = dataclasses.replace(
-            old, claim=dataclasses.replace(old.claim, at="2020-01-01T00:00:00Z")
-        )
+    with RegistryStore().transaction() as reg:  # no run behind it: stale
+        reg.claim(docker_prefix, 2, abandoned, kind=ClaimKind.IMPL)
+    # A real `kinfra impl`, held just after its claim (alive, its worktree to come).
+    run = interrupt.start(repo, ["impl", "genome/M1"], tmp_path / "trace", "impl:claimed", {})
+    try:
+        interrupt.wait_stopped_at(run, "impl:claimed")
+        slot = next(k for k, v in claims(kinfra_home, docker_prefix).items() if v == str(starting))
 
-    report = kinfra(repo, "doctor", "--fix", "--json")
-    findings = {f["slot"]: f for f in json.loads(report.stdout)["findings"]}
-    assert findings[1]["kind"] == "impl_in_progress" and findings[1]["fixed"] is None
-    assert findings[2]["kind"] == "stale_claim" and findings[2]["fixed"] == "fixed"
-    assert report.returncode == 1  # the fresh claim is still open
-    assert claims(kinfra_home, docker_prefix) == {1: str(starting), 2: None}
-    text = kinfra(repo, "doctor").stdout
-    assert "impl in progress: slot 1 was claimed for" in text and "left alone" in text
+        report = kinfra(repo, "doctor", "--fix", "--json")
+        data = json.loads(report.stdout)
+        assert [(f["kind"], f["slot"], f["fixed"]) for f in data["findings"]] == [
+            ("stale_claim", 2, "fixed")
+        ]
+        assert any("`kinfra impl genome/M1` is running" in n for n in data["notes"])
+        assert report.returncode == 0
+        assert claims(kinfra_home, docker_prefix)[slot] == str(starting)
+    finally:
+        interrupt.end(run)
 
 
 def test_doctor_names_a_double_claim_and_fix_keeps_the_running_slot(

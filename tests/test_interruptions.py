@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ class World:
     prefix: str
     gate: Path
     trace: Path
+    runs: list[interrupt.Traced] = field(default_factory=list)  # ended at teardown
 
     @property
     def worktree(self) -> Path:
@@ -55,12 +57,16 @@ class World:
     def step_names(self, raw: list[str]) -> list[str]:
         """Steps with this test's names made generic."""
         return [
-            s.replace(self.worktree.name, "<worktree>").replace(self.home.name, "<home>")
+            re.sub(r"\.preflight-\d+-\w+/", "<preflight>/", s)
+            .replace(self.worktree.name, "<worktree>")
+            .replace(self.home.name, "<home>")
             for s in raw
         ]
 
     def marker(self, generic: str) -> str:
-        return generic.replace("<worktree>", self.worktree.name).replace("<home>", self.home.name)
+        """The step as kinfra names it (a pattern: scratch names are random)."""
+        named = generic.replace("<worktree>", self.worktree.name).replace("<home>", self.home.name)
+        return named.replace("<preflight>", ".preflight-*")
 
     def open_gates(self) -> None:
         for name in ("hold-start", "hold-stop"):
@@ -86,6 +92,8 @@ def world(tmp_path: Path, kinfra_home: Path, docker_prefix: str) -> Iterator[Wor
     world = World(repo, kinfra_home, docker_prefix, gate, tmp_path / "trace")
     yield world
     world.open_gates()
+    for run in world.runs:
+        interrupt.end(run)
 
 
 # --- the steps --------------------------------------------------------------------------
@@ -93,6 +101,8 @@ def world(tmp_path: Path, kinfra_home: Path, docker_prefix: str) -> Iterator[Wor
 # Steps of `kinfra impl genome/M1`, in the order a run passes them. "@…" are
 # not marks of kinfra's own but states seen from outside (a stack starting).
 IMPL_STEPS = [
+    "write:<preflight>/.env.sandbox",  # the start's pre-check, in a scratch directory
+    "write:<preflight>/docker-compose.override.yml",
     "impl:checked",
     "write:<home>/registry.json",  # the memory budget admits the start
     "write:pending/<worktree>.json",
@@ -278,6 +288,7 @@ def _stop_at(world: World, args: list[str], step: str) -> Stopped:
     world.trace.unlink(missing_ok=True)
     marker = world.marker(_EVIDENCE_FROM.get(step, step))
     run = interrupt.start(world.repo, args, world.trace, marker, {})
+    world.runs.append(run)
     pid = interrupt.wait_stopped_at(run, marker)
     if step == "@compose-up-waiting":
         (world.gate / "hold-start").touch()

@@ -1,8 +1,9 @@
 """Step markers, so that a test can interrupt kinfra at each step of its life.
 
 With ``KINFRA_TRACE=FILE`` every step of `impl`, `done` and every atomic
-state-file write appends one line ``<step> <pid>`` to FILE. With
-``KINFRA_TRACE_STOP=<step>`` (``<step>#N`` for its Nth occurrence) the
+state-file write appends one line ``<step> <pid> <time>`` to FILE. With
+``KINFRA_TRACE_STOP=<step>`` (a shell pattern; ``<step>#N`` for its Nth
+occurrence) the
 process that reaches that step stops itself (SIGSTOP) right after writing the
 line: the test sees the line, sees the process stopped, and kills it (or its
 process group) exactly there, with no sleep and no race. Unset, a step costs
@@ -32,5 +33,15 @@ def step(name: str) -> None:
         os.write(fd, f"{name} {os.getpid()} {time.time():.3f}\n".encode())
     finally:
         os.close(fd)
-    if os.environ.get(STOP_ENV) in (name, f"{name}#{count}"):
+    stop = os.environ.get(STOP_ENV)
+    if stop and _matches(name, count, stop):
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _matches(name: str, count: int, stop: str) -> bool:
+    """``stop`` is a step name (a shell pattern: a scratch directory's name
+    is not known in advance), with ``#N`` for its Nth occurrence."""
+    from fnmatch import fnmatchcase
+
+    pattern, _, nth = stop.partition("#")
+    return fnmatchcase(name, pattern) and count == int(nth or 1)

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from kinfra.testing.gitrepo import git
@@ -161,7 +162,7 @@ def wait_stopped_at(run: Traced, marker: str, timeout: float = 60) -> int:
     wanted = int(nth or 1)
     deadline = time.monotonic() + timeout
     while True:
-        hits = [line for line in _lines(run.trace) if line.split(" ")[0] == name]
+        hits = [line for line in _lines(run.trace) if fnmatchcase(line.split(" ")[0], name)]
         if len(hits) >= wanted:
             pid = int(hits[wanted - 1].split(" ")[1])
             if process_state(pid) == "T":
@@ -175,6 +176,14 @@ def wait_stopped_at(run: Traced, marker: str, timeout: float = 60) -> int:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {marker}; steps seen: {run.markers()}")
         time.sleep(0.01)
+
+
+def end(run: Traced) -> None:
+    """However a test went: the process group gone, the process reaped."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(run.pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        run.proc.communicate(timeout=30)
 
 
 def kill(run: Traced, stopped_pid: int, group: bool) -> None:
@@ -257,7 +266,7 @@ def process_state(pid: int) -> str:
     return fields[0] if fields else ""
 
 
-def _wait_group_stopped(pgid: int, timeout: float = 5) -> None:
+def _wait_group_stopped(pgid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while running := [
         pid for pid in group_members(pgid) if process_state(pid) not in ("T", "t", "")

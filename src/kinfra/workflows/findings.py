@@ -1,16 +1,20 @@
-"""What `kinfra doctor` reports: one finding per broken invariant, and whether
---fix repaired it."""
+"""What `kinfra doctor` works from and reports: one finding per broken
+invariant, and whether --fix repaired it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
+
+from kinfra.adapters import git
+from kinfra.adapters.registry import ProjectRecord, RegistryStore
+from kinfra.project import Project
 
 
 class FindingKind(str, Enum):
     STALE_CLAIM = "stale claim"
-    IMPL_IN_PROGRESS = "impl in progress"
     RUNNING_UNCLAIMED = "running without claim"
     UNKNOWN_STACK = "unknown slot stack"
     CLAIMED_DOWN = "claimed but down"
@@ -66,3 +70,26 @@ class DoctorReport:
             "notes": self.notes,
             "unresolved": len(self.unresolved),
         }
+
+
+@dataclass
+class Checkup:
+    """One `kinfra doctor` run: what every check reads, and where it reports."""
+
+    project: Project
+    store: RegistryStore
+    fix: bool
+    report: DoctorReport = field(default_factory=DoctorReport)
+    record: ProjectRecord | None = None  # this checkout's pool (None: none, or another clone's)
+    entries: list[git.WorktreeEntry] = field(default_factory=list)
+    live: dict[str, str] | None = None  # Docker's compose projects (None: not known)
+    # Worktrees an `impl`/`done` is working on, or was when it was killed and
+    # nothing resolved it: their claims and entries are that run's business.
+    open_runs: set[Path] = field(default_factory=set)
+
+    def add(self, finding: Finding) -> Finding:
+        self.report.findings.append(finding)
+        return finding
+
+    def running(self, compose_project: str) -> bool:
+        return self.live is not None and self.live.get(compose_project, "").startswith("running")
