@@ -103,6 +103,7 @@ def world(tmp_path: Path, kinfra_home: Path, docker_prefix: str) -> Iterator[Wor
 IMPL_STEPS = [
     "write:<preflight>/.env.sandbox",  # the start's pre-check, in a scratch directory
     "write:<preflight>/docker-compose.override.yml",
+    "write:slot-1/.validated",  # what passed `compose config` there counts for the slot
     "impl:checked",
     "write:<home>/registry.json",  # the memory budget admits the start
     "write:pending/<worktree>.json",
@@ -115,7 +116,6 @@ IMPL_STEPS = [
     "impl:worktree-added",
     "impl:files-copied",
     "impl:setup-done",
-    "write:slot-1/.validated",
     "write:<worktree>/.env.sandbox",
     "write:slot-1/.env.sandbox#2",
     "write:slot-1/docker-compose.override.yml#2",

@@ -134,7 +134,7 @@ def find_compose_plugin(
 def _extra_plugin_dirs(config_dir: Path) -> list[Path]:
     try:
         data = json.loads((config_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []  # no config (the usual case) or one docker would reject too
     extra = data.get("cliPluginsExtraDirs") if isinstance(data, dict) else None
     if not isinstance(extra, list):

@@ -126,6 +126,6 @@ def secret_values(workdir: Path) -> list[str]:
         path = project.slot(slot_id).directory / SECRETS_FILE
         try:
             values += parse_env_file(path.read_text(encoding="utf-8")).values()
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             continue
     return values

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kinfra.adapters import compose, volumes
 from kinfra.adapters.registry import RegistryStore, utc_now
+from kinfra.domain.jsonshape import build
 from kinfra.domain.slot import Slot
 from kinfra.errors import DataError, KinfraError
 from kinfra.paths import project_home
@@ -88,14 +89,15 @@ def golden_volumes(project: Project) -> list[str]:
     """The volume keys of the project's golden data (empty: no snapshot yet)."""
     try:
         manifest = json.loads((golden_dir(project) / MANIFEST).read_text(encoding="utf-8"))
+        volumes = build(list[str], manifest.get("volumes", []), "volumes")
     except FileNotFoundError:
         return []
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError, AttributeError) as exc:  # junk of any shape
         raise DataError(
             f"the golden data in {golden_dir(project)} is unreadable ({exc})",
             hint="take it again with `kinfra sandbox snapshot --slot N`",
         ) from exc
-    return [str(key) for key in manifest.get("volumes", [])]
+    return volumes
 
 
 @dataclass

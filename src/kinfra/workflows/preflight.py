@@ -13,11 +13,14 @@ budget comes after, in the caller: it is the one check that can queue.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from kinfra.adapters import compose
 from kinfra.adapters import secrets as secret_refs
+from kinfra.adapters.registry import RegistryStore, SlotRecord, normalize
 from kinfra.background import Background
+from kinfra.errors import PortConflictError
 from kinfra.project import Project
 from kinfra.workflows.shared import require_shared
 from kinfra.workflows.slot_files import (
@@ -27,7 +30,24 @@ from kinfra.workflows.slot_files import (
     write_slot_files,
 )
 from kinfra.workflows.start import check_ports_free
-from kinfra.workflows.validation import check_published_ports
+from kinfra.workflows.validation import check_published_ports, inputs_digest, remember
+
+
+def preflight_claim(
+    project: Project, code_dir: Path, pick: Callable[[], SlotRecord], store: RegistryStore
+) -> tuple[SlotRecord, dict[str, str]]:
+    """``preflight`` of the slot a claim would get (``pick``: from a fresh
+    read of the registry). A port busy only because another run claimed that
+    slot meanwhile, and is starting it, is not this start's problem: the
+    next free slot is checked instead, until none is left."""
+    while True:
+        slot = pick()
+        try:
+            return slot, preflight(project, slot.slot_id, slot.instance_id, code_dir)
+        except PortConflictError:
+            now = store.load().require_project(project.name).slot(slot.slot_id)
+            if now.claim is None or now.claim.path == normalize(code_dir):
+                raise
 
 
 def preflight(project: Project, slot_id: int, instance_id: str, code_dir: Path) -> dict[str, str]:
@@ -44,7 +64,11 @@ def preflight(project: Project, slot_id: int, instance_id: str, code_dir: Path) 
         with scratch_slot(config, slot, "preflight") as preview:
             write_slot_files(config, preview, instance_id, code_dir, shared_root=shared)
             write_secrets_file(preview.directory, secret_values)
-            check_published_ports(compose.config(compose_target(config, preview)), slot)
+            target = compose_target(config, preview)
+            check_published_ports(compose.config(target), slot)
+            # The start writes the same files into the slot's folder: this
+            # validation counts for them, and the start does not redo it.
+            remember(slot.directory, inputs_digest(target, files_of=slot.directory))
         check_ports_free(slot)
     except BaseException as exc:
         with contextlib.suppress(Exception):

@@ -21,7 +21,7 @@ from kinfra.errors import AmbiguousNameError, GateFailedError, GitError, KinfraE
 from kinfra.paths import ENV_FILE
 from kinfra.project import Project
 from kinfra.workflows.pool import stop_slot
-from kinfra.workflows.preflight import preflight
+from kinfra.workflows.preflight import preflight, preflight_claim
 from kinfra.workflows.start import Progress, StartReport, start_code_dir, start_slot
 from kinfra.workflows.worktrees import env_file_slot
 
@@ -131,8 +131,10 @@ def sandbox_up(
         return UpResult(report, False, target.note)
     if code_dir is None and _is_impl_worktree(project, here):
         # The slot a claim would get, checked before it is claimed.
-        likely = store.load().claim_free_slot(project.name, here, project.profiles())
-        secret_values = preflight(project, likely.slot_id, likely.instance_id, here)
+        def pick() -> SlotRecord:
+            return store.load().claim_free_slot(project.name, here, project.profiles())
+
+        _, secret_values = preflight_claim(project, here, pick, store)
         with _admission(project, None, wait, progress, store):
             report = _reclaim_and_start(project, here, progress, store, secret_values)
         return UpResult(report, True, None)

@@ -10,6 +10,7 @@ validating the same bytes twice, and any change validates afresh.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from kinfra.adapters import compose
 from kinfra.adapters.statefile import atomic_write_text
@@ -19,20 +20,38 @@ from kinfra.paths import VALIDATED_FILE
 
 
 def validate(target: compose.ComposeTarget, slot: Slot) -> None:
-    digest = hashlib.sha256()
-    for path in (*target.files, *target.env_files):
-        digest.update(str(path).encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
-        digest.update(b"\0")
+    digest = inputs_digest(target)
     marker = target.env_files[0].parent / VALIDATED_FILE
     # Compared as bytes: whatever a damaged cache holds, it only means "validate".
-    if marker.is_file() and marker.read_bytes().strip() == digest.hexdigest().encode():
+    if marker.is_file() and marker.read_bytes().strip() == digest.encode():
         return
     marker.unlink(missing_ok=True)
     merged = compose.config(target)
     check_published_ports(merged, slot)
+    remember(marker.parent, digest)
+
+
+def inputs_digest(target: compose.ComposeTarget, files_of: Path | None = None) -> str:
+    """The digest of every input of ``target``: each file's path and bytes.
+    With ``files_of``, the files read from the target's folder are named as
+    if they were in ``files_of`` (a scratch copy of a slot's files counts
+    for the slot)."""
+    digest = hashlib.sha256()
+    for path in (*target.files, *target.env_files):
+        named = path
+        if files_of is not None and path.parent == target.env_files[0].parent:
+            named = files_of / path.name
+        digest.update(str(named).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def remember(directory: Path, digest: str) -> None:
+    """Record that the inputs with ``digest`` passed validation for the slot
+    whose files are in ``directory``."""
     # 0600: the digest covers the secrets file, so it is as private as that.
-    atomic_write_text(marker, digest.hexdigest() + "\n", mode=0o600)
+    atomic_write_text(directory / VALIDATED_FILE, digest + "\n", mode=0o600)
 
 
 def check_published_ports(merged: dict[str, object], slot: Slot) -> None:

@@ -148,7 +148,7 @@ def impl(
     finished one is kept, its claim is taken over.
     """
     from kinfra.workflows.budget import Admission, admit, slot_memory
-    from kinfra.workflows.preflight import preflight
+    from kinfra.workflows.preflight import preflight_claim
     from kinfra.workflows.start import Progress, prevalidate, start_slot
 
     feature, milestone = parse_impl_target(target)
@@ -166,16 +166,16 @@ def impl(
     partial = partial_state(path, entry, previous)
     if partial is not None and previous is not None:
         refuse_if_not_kinfras(root, path, partial, previous)
-    would_claim = None
-    if sandbox:
-        would_claim = _check_slot_available(
-            store, project, profile, name, path, resuming=previous is not None
-        )
+
+    def pick() -> SlotRecord:
+        return _check_slot_available(store, project, profile, name, path, previous is not None)
+
+    would_claim = pick() if sandbox else None
     if previous is None:
         _refuse_existing(root, path, name)
     secret_values = None
     if would_claim is not None:
-        secret_values = preflight(project, would_claim.slot_id, would_claim.instance_id, path)
+        would_claim, secret_values = preflight_claim(project, path, pick, store)
     trace.step("impl:checked")
     admission = Admission(store, None)
     if would_claim is not None:
