@@ -142,6 +142,10 @@ def test_five_impl_wait_share_a_budget_of_two_first_come_first_served(
             assert later == [], f"{later} finished before {i}"
             finished.append(i)
             ok(repo, "done", f"{names[i]}-M1")
+            if i < 2:
+                # Each done admits the head of the queue; the last arrival moves
+                # up one place, and says so, before the next done comes.
+                wait_for_text(logs[4], f"place {2 - i} in the queue", procs[4])
     finally:
         watching = False
         watcher.join()

@@ -268,14 +268,29 @@ def process_state(pid: int) -> str:
 
 def _wait_group_stopped(pgid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while running := [
-        pid for pid in group_members(pgid) if process_state(pid) not in ("T", "t", "")
-    ]:
-        assert time.monotonic() < deadline, f"the group did not stop: {running}"
+    while running := _not_frozen(pgid):
+        states = {pid: process_state(pid) for pid in running}
+        assert time.monotonic() < deadline, f"the group did not stop: {states}"
         # A process forked while the group was being stopped missed the signal.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGSTOP)
         time.sleep(0.001)
+
+
+def _not_frozen(pgid: int) -> list[int]:
+    """Members still able to run. A parent frozen in uninterruptible sleep (D)
+    with a stopped child counts as frozen: Python's subprocess forks with
+    vfork, and a child stopped between vfork and exec holds its parent in D,
+    where SIGSTOP cannot reach it until the child goes on."""
+    members = {pid: _stat(pid) for pid in group_members(pgid)}
+    stopped = {pid for pid, fields in members.items() if fields and fields[0] in ("T", "t")}
+    # fields[1] is the parent's pid.
+    parents_of_stopped = {int(members[pid][1]) for pid in stopped}
+    return [
+        pid
+        for pid, fields in members.items()
+        if fields and pid not in stopped and not (fields[0] == "D" and pid in parents_of_stopped)
+    ]
 
 
 def _stat(pid: int) -> list[str]:
