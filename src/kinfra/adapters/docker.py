@@ -156,6 +156,14 @@ def volumes(labels: Mapping[str, str], key: str) -> dict[str, str]:
     return dict(line.partition("\t")[::2] for line in listed if line.strip())
 
 
+def labelled_volumes(having: str, key: str) -> set[tuple[str, str]]:
+    """(``having``'s value, ``key``'s value) of every volume with a ``having`` label."""
+    fmt = f'{{{{.Label "{having}"}}}}\t{{{{.Label "{key}"}}}}'
+    listed = docker(["volume", "ls", "--filter", f"label={having}", "--format", fmt]).stdout
+    pairs = (line.partition("\t") for line in listed.splitlines() if line.strip())
+    return {(first, second) for first, _, second in pairs}
+
+
 def remove_volumes(names: Sequence[str]) -> None:
     if names:
         docker(["volume", "rm", "--force", *names])

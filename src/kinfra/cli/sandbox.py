@@ -207,11 +207,9 @@ def logs_command(
 def slots_command(json_output: bool) -> None:
     """List the project's slots: profile, memory, ports, claimant and live status."""
     from kinfra.domain.memory import format_size
-    from kinfra.project import find_project
-    from kinfra.workflows.pool import list_slots
+    from kinfra.workflows.slot_listing import list_slots_here
 
-    project = find_project()
-    listing = list_slots(project)
+    project, listing = list_slots_here()
     views = listing.views
     if json_output:
         render.print_json(

@@ -109,10 +109,9 @@ def impl_command(
 )
 def done_command(name: str, force: bool, keep_branch: bool, reset_data: bool) -> None:
     """Stop the worktree's stack (volumes kept), release its slot, remove the worktree."""
-    from kinfra.project import find_project
-    from kinfra.workflows.worktrees import done
+    from kinfra.workflows.done_reads import done_here
 
-    result = done(find_project(), name, force=force, keep_branch=keep_branch, reset_data=reset_data)
+    result = done_here(name, force=force, keep_branch=keep_branch, reset_data=reset_data)
     if result.slot_id is not None:
         kept = "data reset" if reset_data else "volumes kept"
         render.ok(f"slot {result.slot_id} stopped ({kept}) and released")

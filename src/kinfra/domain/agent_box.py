@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+# The labels live apart for `kinfra done`'s quick check; everyone else takes them from here.
+from kinfra.domain.agent_labels import LABEL_BOX as LABEL_BOX
+from kinfra.domain.agent_labels import LABEL_INPUTS as LABEL_INPUTS
+from kinfra.domain.agent_labels import LABEL_PROJECT as LABEL_PROJECT
+from kinfra.domain.agent_labels import LABEL_USER as LABEL_USER
+from kinfra.domain.agent_labels import LABEL_VOLUME as LABEL_VOLUME
+from kinfra.domain.agent_labels import LABEL_WORKTREE as LABEL_WORKTREE
+from kinfra.domain.agent_labels import container_name
 from kinfra.domain.config import Config
 from kinfra.domain.config_agent import HOME, LOGS, SHARED, WORKSPACE
 
 IMAGE_REPOSITORY = "kinfra-agent"  # content tags: kinfra-agent:<digest of the inputs>
-
-LABEL_PROJECT = "kinfra.agent.project"
-LABEL_BOX = "kinfra.agent.box"  # the container's name, on it and on its volumes
-LABEL_WORKTREE = "kinfra.agent.worktree"  # the worktree's path on the host
-LABEL_VOLUME = "kinfra.agent.volume"  # a volume's role
-LABEL_USER = "kinfra.agent.user"  # "uid:gid" commands run as in the container
-LABEL_INPUTS = "kinfra.agent.inputs"  # on images: the digest of their inputs
 
 
 class VolumeRole(str, Enum):
@@ -87,7 +88,7 @@ class AgentBox:
 
     @property
     def container(self) -> str:
-        return f"{self.worktree.name}-agent"
+        return container_name(self.worktree)
 
     def volume(self, role: VolumeRole, path: str = "") -> str:
         base = f"{self.worktree.name}-agent-{role.value}"

@@ -356,15 +356,18 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     session_t.done()
 
     orchestrator = _parse_orchestrator(top.table("orchestrator"))
-    from kinfra.domain.config_deploy import parse_deploy  # imports this module
+    deploy_t = top.table("deploy")
+    deploy: Mapping[str, DeployTarget] = {}
+    if deploy_t.data:  # its module and records only for a project that deploys somewhere
+        from kinfra.domain.config_deploy import parse_deploy  # imports this module
 
-    deploy = parse_deploy(
-        top.table("deploy"),
-        project=name,
-        compose_files=compose_files,
-        port_names=port_names,
-        wait_timeout=sandbox.wait_timeout,
-    )
+        deploy = parse_deploy(
+            deploy_t,
+            project=name,
+            compose_files=compose_files,
+            port_names=port_names,
+            wait_timeout=sandbox.wait_timeout,
+        )
     agent = parse_agent(top.table("agent"), secrets)
     top.done()
 

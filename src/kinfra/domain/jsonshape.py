@@ -13,6 +13,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -122,20 +123,31 @@ _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a s
 def _record(cls: type, value: object, where: str) -> Any:
     if not isinstance(value, dict):
         raise ShapeError(f"{where}: expected an object, got {_shown(value)}")
-    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        if not field.init:
+    for name, hint, required in _fields_of(cls):
+        if name not in value:
+            if required:
+                raise ShapeError(f"{where}: '{name}' is missing")
             continue
-        if field.name not in value:
-            if (
-                field.default is dataclasses.MISSING
-                and field.default_factory is dataclasses.MISSING
-            ):
-                raise ShapeError(f"{where}: '{field.name}' is missing")
-            continue
-        values[field.name] = _convert(hints[field.name], value[field.name], f"{where}.{field.name}")
+        values[name] = _convert(hint, value[name], f"{where}.{name}")
     return cls(**values)
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type, required) of each field set by ``__init__``: worked out
+    once per class, since resolving the type hints is the costly part of
+    reading a registry with many records."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            field.name,
+            hints[field.name],
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING,
+        )
+        for field in dataclasses.fields(cls)
+        if field.init
+    )
 
 
 def _shown(value: object) -> str:

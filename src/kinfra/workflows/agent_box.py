@@ -43,7 +43,6 @@ from kinfra.domain.config_agent import WORKSPACE
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import (
     AgentError,
-    DockerUnavailableError,
     InvalidOperationError,
     WorktreeNotFoundError,
 )
@@ -297,17 +296,6 @@ def remove_box(project: Project, box: AgentBox, roles: tuple[VolumeRole, ...]) -
 
 
 NOT_KEPT = tuple(role for role in VolumeRole if not role.kept)
-
-
-def has_agent(project: Project, path: Path) -> bool:
-    """Whether the worktree has (or had) an agent container: one quick call,
-    since every container has its home and logs volumes."""
-    box = AgentBox(project.name, path)
-    try:
-        labels = {LABEL_PROJECT: project.name, LABEL_BOX: box.container}
-        return bool(docker.volumes(labels, LABEL_VOLUME))
-    except DockerUnavailableError:
-        return False  # nothing to remove that kinfra could remove now
 
 
 def remove_for_worktree(project: Project, path: Path) -> Removal:

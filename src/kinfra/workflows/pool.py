@@ -20,6 +20,7 @@ from kinfra.paths import ENV_FILE, SECRETS_FILE
 from kinfra.project import Project
 
 if TYPE_CHECKING:
+    from kinfra.background import Background
     from kinfra.workflows.budget import Usage
 
 
@@ -77,22 +78,29 @@ class SlotListing:
     memory: Usage | None = None  # the machine's budget, None when it is unknown
 
 
-def list_slots(project: Project, store: RegistryStore | None = None) -> SlotListing:
+def list_slots(
+    project: Project,
+    store: RegistryStore | None = None,
+    live: Background[dict[str, str]] | None = None,
+) -> SlotListing:
     """Every slot of the project with Docker's live status and real memory use,
-    and the machine's memory budget."""
+    and the machine's memory budget. ``live``: Docker's answer already asked
+    for (``compose.list_projects`` on a thread), else it is asked here."""
     registry = (store or RegistryStore()).load()
     record = registry.project(project.name)
     if record is None:
         return SlotListing()
     listing = SlotListing()
     try:
-        live = compose.list_projects()
+        projects = live.result() if live is not None else compose.list_projects()
     except (DockerUnavailableError, ComposeError) as exc:
-        live = {}
+        projects = {}
         listing.note = f"live status unknown: {exc.message}"
     slots = [project.slot(slot_id) for slot_id in sorted(record.slots)]
     running = [
-        s.compose_project for s in slots if live.get(s.compose_project, "").startswith("running")
+        s.compose_project
+        for s in slots
+        if projects.get(s.compose_project, "").startswith("running")
     ]
     used: dict[str, float] = {}
     if running:
@@ -100,17 +108,19 @@ def list_slots(project: Project, store: RegistryStore | None = None) -> SlotList
 
         # `docker stats` samples for about a second: it runs while the rest is read.
         usage = Background(_usage_or_nothing, running)
-    if registry.queue or registry.starting or _kinfra_running(registry, live):
+    if registry.queue or registry.starting or _kinfra_running(registry, projects):
         from kinfra.workflows.budget import budget_of, machine_usage
 
         budget = budget_of(project.config)
         if budget is not None:
-            listing.memory = machine_usage(registry, budget, None if listing.note else live)
+            listing.memory = machine_usage(registry, budget, None if listing.note else projects)
     if running:
         used = usage.result()
     for slot in slots:
         slot_record = record.slots[slot.slot_id]
-        status = live.get(slot.compose_project, "stopped") if listing.note is None else "unknown"
+        status = (
+            projects.get(slot.compose_project, "stopped") if listing.note is None else "unknown"
+        )
         pending = None
         if slot_record.claim is not None or status.startswith("running"):
             now = ports_in_effect(slot)

@@ -29,6 +29,7 @@ from kinfra.errors import (
 )
 from kinfra.paths import ENV_FILE
 from kinfra.project import Project
+from kinfra.workflows.done_reads import DoneReads, ask
 from kinfra.workflows.recovery import (
     clear_git_locks,
     partial_state,
@@ -264,18 +265,21 @@ def done(
     keep_branch: bool = False,
     store: RegistryStore | None = None,
     reset_data: bool = False,
+    reads: DoneReads | None = None,
 ) -> DoneResult:
     """Stop the worktree's stack (volumes kept), release its slot, remove it.
     With ``reset_data`` the slot's volumes go back to the golden data first.
 
+    ``reads``: git's and Docker's answers already asked for (``done_reads``).
     Every check runs before the first change. A `done` or `impl` of this
     worktree that was interrupted is finished (or undone) here: its record
     says what it was doing.
     """
     store = store or RegistryStore()
     root = project.root.resolve()
+    reads = reads or ask(root)
     record = store.load().project(project.name)
-    entries = git.list_worktrees(root)
+    entries = reads.worktrees.result()
     cands = candidates(project, record, entries)
     target = resolve(project, cands + interrupted_candidates(project, cands), wanted, entries)
     if target.name.kind is WorktreeKind.SPEC:
@@ -291,12 +295,8 @@ def done(
         if previous.kind is OpKind.DONE:  # finishing it: as the user asked then
             force, keep_branch = force or previous.force, keep_branch or previous.keep_branch
     partial = partial_state(target.path, target.entry, previous)
-    from kinfra.workflows.agent_box import has_agent
-
-    # Asked alongside the checks; removed only once they pass.
-    agent = Background(has_agent, project, target.path)
-    _check_removable(root, target, partial, previous, force)
-    has_agent_box = agent.result()
+    _check_removable(root, target, partial, previous, force, reads.base)
+    has_agent_box = reads.has_agent(project.name, target.path)
     trace.step("done:checked")
 
     with store.transaction():
@@ -359,7 +359,12 @@ def interrupted_candidates(project: Project, cands: list[Candidate]) -> list[Can
 
 
 def _check_removable(
-    root: Path, target: Candidate, partial: str | None, previous: PendingOp | None, force: bool
+    root: Path,
+    target: Candidate,
+    partial: str | None,
+    previous: PendingOp | None,
+    force: bool,
+    base: Background[str | None],
 ) -> None:
     """Everything that can refuse `done`, before anything changes."""
     entry = target.entry
@@ -389,7 +394,7 @@ def _check_removable(
         )
     if target.exists and not force:
         interrupted_done = previous is not None and previous.kind is OpKind.DONE
-        _refuse_unsaved_work(root, target.path, deletions_ok=interrupted_done)
+        _refuse_unsaved_work(target.path, base, deletions_ok=interrupted_done)
 
 
 def _take_down(
@@ -462,10 +467,11 @@ def _delete_branch(root: Path, target: Candidate, keep_branch: bool, result: Don
             )
 
 
-def _refuse_unsaved_work(root: Path, path: Path, deletions_ok: bool = False) -> None:
-    # The base matters only without an upstream; looking it up alongside the
-    # status costs nothing and saves a few ms when it does.
-    lookup = Background(git.default_base, root)
+def _refuse_unsaved_work(
+    path: Path, lookup: Background[str | None], deletions_ok: bool = False
+) -> None:
+    """``lookup``: the base (``git.default_base``) being looked up; it matters
+    only without an upstream."""
     state = git.work_state(path)
     base = lookup.result()
     if state.uncommitted and not (deletions_ok and state.only_deletions):
