@@ -21,29 +21,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from kinfra.testing import agentkit
+from kinfra.testing.benchtime import bench_home, kinfra, timed
 from kinfra.testing.dockerkit import remove_everything, unique_prefix
-
-
-def timed(args: Sequence[str | Path], cwd: Path) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{result.stdout}\n{result.stderr}")
-    return elapsed
-
-
-def kinfra(*args: str) -> list[str]:
-    # The installed console script, as users run it.
-    return [str(Path(sys.executable).parent / "kinfra"), *args]
 
 
 def main() -> int:
@@ -52,9 +34,7 @@ def main() -> int:
     parser.add_argument("--resets", type=int, default=5)
     options = parser.parse_args()
 
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    workdir = Path(tempfile.mkdtemp(prefix="kinfra-bench-")).resolve()
-    os.environ["KINFRA_HOME"] = str(workdir / "home")
+    workdir = bench_home()
     os.environ.update(agentkit.SAFE_DIRECTORY_ENV)
     prefix = unique_prefix()
     try:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from kinfra.adapters.compose import compose_program
 from kinfra.testing import dockerkit
+from kinfra.testing.benchtime import timed
 from kinfra.testing.deploy import (
     TOKEN_VARIABLE,
     make_deploy_project,
@@ -40,12 +41,6 @@ from kinfra.testing.gitrepo import git
 
 KINFRA = [sys.executable, "-m", "kinfra"]
 SERVICES = ("backend", "worker", "db")
-
-
-def timed(argv: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, input=stdin, text=True)
-    return time.perf_counter() - start
 
 
 def raw_deploy(repo: Path, context: str, project: str, env: dict[str, str]) -> float:

@@ -18,36 +18,19 @@ everything is removed at the end.
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from kinfra.testing import dockerkit
+from kinfra.testing.benchtime import bench_home, kinfra, measured
 from kinfra.testing.example import make_example_project
 from kinfra.testing.gitrepo import commit_all, make_repo
 
-KINFRA = [str(Path(sys.executable).parent / "kinfra")]
-
-
-def timed(argv: list[str], cwd: Path) -> float:
-    return measured(argv, cwd)[0]
-
-
-def measured(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child: user + system)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+KINFRA = kinfra()
 
 
 def ten_projects(work: Path, prefix: str) -> Path:
@@ -133,10 +116,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--restores", type=int, default=5)
     args = parser.parse_args()
-    # Measure what users get: bytecode cached as usual.
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    work = Path(tempfile.mkdtemp(prefix="kinfra-bench-")).resolve()
-    os.environ["KINFRA_HOME"] = str(work / "home")
+    work = bench_home()
     prefix = dockerkit.unique_prefix()
     try:
         repo = ten_projects(work, prefix)

@@ -15,20 +15,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from kinfra.testing import dockerkit
+from kinfra.testing.benchtime import bench_home, kinfra, timed
 from kinfra.testing.gitrepo import commit_all, git
 
 KINFRA = [sys.executable, "-m", "kinfra"]
-
-
-def timed(argv: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -37,11 +30,7 @@ def main() -> None:
     parser.add_argument("--slots-runs", type=int, default=20)
     args = parser.parse_args()
 
-    # Measure what users get: bytecode cached as usual (some sandboxes set
-    # PYTHONDONTWRITEBYTECODE, which makes every run recompile kinfra).
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    work = Path(tempfile.mkdtemp(prefix="kinfra-bench-"))
-    os.environ["KINFRA_HOME"] = str(work / "home")
+    work = bench_home()
     prefix = "kb" + dockerkit.unique_prefix()[2:]
     api, db = dockerkit.free_port_bases(2, 8)
     repo = work / prefix
@@ -95,10 +84,7 @@ def main() -> None:
         )
 
         pass_times = [timed([sys.executable, "-c", "pass"], repo) for _ in range(args.slots_runs)]
-        slots_times = [
-            timed([str(Path(sys.executable).parent / "kinfra"), "sandbox", "slots"], repo)
-            for _ in range(args.slots_runs)
-        ]
+        slots_times = [timed(kinfra("sandbox", "slots"), repo) for _ in range(args.slots_runs)]
         extra_ms = (statistics.median(slots_times) - statistics.median(pass_times)) * 1000
         print(
             f"sandbox slots: median {statistics.median(slots_times) * 1000:.0f} ms, "

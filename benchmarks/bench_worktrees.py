@@ -15,34 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
+from kinfra.testing.benchtime import bench_home, kinfra, timed
 from kinfra.testing.dockerkit import remove_everything, unique_prefix
 from kinfra.testing.example import make_example_project
-
-
-def timed(args: Sequence[str | Path], cwd: Path) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{result.stdout}\n{result.stderr}")
-    return elapsed
-
-
-def kinfra(*args: str) -> list[str]:
-    # The installed console script, as users run it.
-    return [str(Path(sys.executable).parent / "kinfra"), *args]
 
 
 def raw_up(repo: Path, override: Path, project: str, worktree: Path) -> list[list[str | Path]]:
@@ -82,11 +63,7 @@ def main() -> int:
     parser.add_argument("--list-runs", type=int, default=15)
     options = parser.parse_args()
 
-    # Measure what users get: bytecode cached as usual (some sandboxes set
-    # PYTHONDONTWRITEBYTECODE, which makes every run recompile kinfra).
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    workdir = Path(tempfile.mkdtemp(prefix="kinfra-bench-")).resolve()
-    os.environ["KINFRA_HOME"] = str(workdir / "home")
+    workdir = bench_home()
     prefix = unique_prefix()
     pairs = options.pairs
     features = tuple(f"f{i}/M1" for i in range(pairs + 1)) + tuple(f"l{i}/M1" for i in range(20))

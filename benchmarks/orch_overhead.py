@@ -27,7 +27,6 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -119,6 +118,7 @@ def real_claude(pairs: int) -> int:
     from kinfra.orch.plan import read_plan
     from kinfra.orch.prompt import task_prompt
     from kinfra.testing import agents
+    from kinfra.testing.benchtime import timed
     from kinfra.testing.gitrepo import commit_all, make_repo
     from kinfra.testing.model_server import ModelServer, WriteFile, done
 
@@ -178,10 +178,10 @@ def real_claude(pairs: int) -> int:
         own: list[float] = []  # A over the wall time of A's own agent processes
         walls: list[tuple[float, float]] = []
         for pair in range(pairs + 1):
-            a = _timed([*kinfra, str(plan_path)], repo)
+            a = timed([*kinfra, str(plan_path)], repo)
             state = json.loads(state_path.read_text())
             agents_wall = sum(t["attempts"][-1]["duration"] for t in state["tasks"])
-            b = _timed(["sh", str(bare_script())], repo)
+            b = timed(["sh", str(bare_script())], repo)
             done_lines = [
                 (root / f"bare-{n}.jsonl").read_text().count('"subtype":"success"')
                 for n in range(1, REAL_TASKS + 1)
@@ -216,15 +216,6 @@ def real_claude(pairs: int) -> int:
     verdict = "OK" if median <= TARGET_RATIO else "OVER TARGET"
     print(f"target: median ratio <= {TARGET_RATIO} -> {median:.3f} {verdict}")
     return 0 if median <= TARGET_RATIO and not stray else 1
-
-
-def _timed(argv: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {shlex.join(argv)}\n{result.stdout}\n{result.stderr}")
-    return elapsed
 
 
 if __name__ == "__main__":
