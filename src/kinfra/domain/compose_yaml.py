@@ -1,4 +1,5 @@
-"""Reading and writing compose YAML, including compose's merge tags: pure.
+"""Reading and writing compose YAML, including compose's merge tags: pure
+(but for ``load_file``, which reads one file).
 
 ``!override`` replaces a list (or mapping) from an earlier file instead of
 extending it (a plain ``ports:`` list in an override file appends); ``!reset``
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Any
 
 from kinfra.errors import ConfigError
@@ -111,6 +113,20 @@ def load(text: str, filename: str) -> dict[str, Any]:
             f"{filename}: 'services' must map service names to mappings", hint=f"fix {filename}"
         )
     return data
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """``load`` of one of the project's compose files, read from disk; one
+    line naming the file if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            f"compose file {path} cannot be read: {reason}",
+            hint="check [project] compose_files in kinfra.toml",
+        ) from exc
+    return load(text, str(path))
 
 
 @functools.cache

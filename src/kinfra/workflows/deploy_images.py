@@ -18,7 +18,7 @@ from kinfra.adapters.statefile import atomic_write_text
 from kinfra.domain import compose_yaml
 from kinfra.domain.config_deploy import DeployTarget
 from kinfra.domain.deploy import release_ref
-from kinfra.errors import ConfigError, DeployError
+from kinfra.errors import DeployError
 
 
 def checkout(repo: Path, sha: str, path: Path) -> Path:
@@ -82,15 +82,7 @@ def _read_services(files: list[Path]) -> list[Service] | None:
     interpolated image name)."""
     merged: dict[str, Service] = {}
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(
-                f"compose file {path} cannot be read: {reason}",
-                hint="check [project] compose_files in kinfra.toml",
-            ) from exc
-        document = compose_yaml.load(text, str(path))
+        document = compose_yaml.load_file(path)
         if "include" in document:
             return None
         for name, body in (document.get("services") or {}).items():

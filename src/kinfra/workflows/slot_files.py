@@ -22,7 +22,6 @@ from kinfra.adapters.statefile import atomic_write_text
 from kinfra.domain import compose_yaml
 from kinfra.domain.config import Config
 from kinfra.domain.slot import Slot, build_override, env_file_values, render_env_file
-from kinfra.errors import ConfigError
 from kinfra.paths import ENV_FILE, OVERRIDE_FILE, project_home
 from kinfra.workflows.shared import shared_env
 
@@ -126,15 +125,7 @@ def _services_publishing_ports(config: Config) -> list[str]:
     names: list[str] = []
     for file in config.compose_files:
         path = config.root / file
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(
-                f"compose file {path} cannot be read: {reason}",
-                hint="check [project] compose_files in kinfra.toml",
-            ) from exc
-        document = compose_yaml.load(text, str(path))
+        document = compose_yaml.load_file(path)
         services = document.get("services") or {}
         for name, body in services.items():
             if isinstance(body, dict) and body.get("ports") and name not in names:
