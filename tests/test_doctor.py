@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kinfra.adapters.registry import ClaimKind, RegistryStore, SlotStatus, Ticket
 from kinfra.testing import interrupt
-from kinfra.testing.example import claims, kinfra, make_example_project, registry
+from kinfra.testing.example import claims, impl_worktree, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import git
 
 
@@ -77,10 +77,7 @@ def test_doctor_finds_and_fixes_stale_claim_and_unclaimed_slot(
 def test_doctor_reports_claimed_but_down_and_unknown_stack(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1").returncode == 0
-    wt = tmp_path / f"{docker_prefix}-impl-genome-M1"
+    repo, wt = impl_worktree(tmp_path, docker_prefix)
     assert kinfra(wt, "sandbox", "down").returncode == 0
     # A stack named like a slot of this project that the registry never had.
     subprocess.run(
@@ -104,10 +101,7 @@ def test_doctor_reports_claimed_but_down_and_unknown_stack(
 def test_doctor_and_done_in_another_clone_leave_the_owners_claims_alone(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1").returncode == 0
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix)
     # A second full clone of the same project (what local-prod runs from).
     clone = tmp_path / "b" / "app"
     clone.parent.mkdir()
@@ -162,10 +156,7 @@ def test_doctor_fix_leaves_the_claim_of_a_running_impl_alone(
 def test_doctor_names_a_double_claim_and_fix_keeps_the_running_slot(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=3, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1").returncode == 0  # slot 1, running
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix, pool_size=3)  # slot 1, running
     with RegistryStore().transaction() as reg:  # a second claim by the same worktree
         reg.claim(docker_prefix, 3, wt, kind=ClaimKind.IMPL)
 
@@ -188,10 +179,7 @@ def test_doctor_names_a_double_claim_and_fix_keeps_the_running_slot(
 def test_doctor_repairs_files_and_registry_entries_that_disagree(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1").returncode == 0
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix)
     # The worktree's env file names another slot; slot 2 (stopped) says
     # "running" and keeps an old secrets file; a killed write left a temp
     # file; a killed waiter left its ticket in the memory queue.

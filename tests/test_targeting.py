@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kinfra.testing.example import claims, kinfra, make_example_project
+from kinfra.testing.example import claims, impl_worktree, kinfra, make_example_project
 
 
 def test_sandbox_commands_target_the_worktree_slot(
@@ -51,10 +51,7 @@ def test_sandbox_commands_target_the_worktree_slot(
 def test_released_worktree_is_told_to_reclaim(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=1, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1", "--no-sandbox").returncode == 0
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix, pool_size=1, flags=("--no-sandbox",))
     assert kinfra(wt, "sandbox", "status").returncode == 1
 
     up = kinfra(wt, "sandbox", "up")  # claims a slot for the impl worktree

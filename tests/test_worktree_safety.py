@@ -25,7 +25,7 @@ from kinfra.domain.names import impl_name
 from kinfra.errors import Interrupted, SandboxStartError
 from kinfra.interrupts import deferred_interrupts
 from kinfra.testing.dockerkit import compose_projects, unique_prefix
-from kinfra.testing.example import claims, kinfra, make_example_project
+from kinfra.testing.example import claims, impl_worktree, kinfra, make_example_project
 from kinfra.testing.gitrepo import commit_all, git
 from kinfra.workflows.worktree_create import _start_error
 
@@ -99,10 +99,7 @@ def test_done_leaves_worktrees_kinfra_did_not_make(tmp_path: Path) -> None:
 def test_done_releases_every_slot_the_worktree_claims(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=3, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1", "--no-sandbox").returncode == 0
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix, pool_size=3, flags=("--no-sandbox",))
     with RegistryStore().transaction() as reg:  # the registry file of this test's KINFRA_HOME
         reg.claim(docker_prefix, 1, wt, kind=ClaimKind.IMPL)
         reg.claim(docker_prefix, 3, wt, kind=ClaimKind.IMPL)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kinfra.domain.config import load_config
 from kinfra.testing.dockerkit import compose_projects
-from kinfra.testing.example import claims, kinfra, make_example_project, registry
+from kinfra.testing.example import claims, impl_worktree, kinfra, make_example_project, registry
 from kinfra.testing.gitrepo import commit_all, git
 
 
@@ -199,10 +199,7 @@ def test_failed_start_releases_slot_keeps_worktree_and_recovers(
 def test_done_refuses_unsaved_work_and_force_proceeds(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1").returncode == 0
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix)
 
     (wt / "notes.txt").write_text("work in progress\n")
     dirty = kinfra(repo, "done", "genome-M1")
@@ -263,10 +260,7 @@ def test_done_after_push_and_on_spec(tmp_path: Path, kinfra_home: Path, docker_p
 def test_done_after_rm_rf_still_releases(
     tmp_path: Path, kinfra_home: Path, docker_prefix: str
 ) -> None:
-    repo = make_example_project(tmp_path, docker_prefix, pool_size=2, mini=True)
-    assert kinfra(repo, "sandbox", "provision").returncode == 0
-    assert kinfra(repo, "impl", "genome/M1").returncode == 0
-    wt = (tmp_path / f"{docker_prefix}-impl-genome-M1").resolve()
+    repo, wt = impl_worktree(tmp_path, docker_prefix)
     subprocess.run(["rm", "-rf", str(wt)], check=True)
 
     listing = json.loads(kinfra(repo, "worktrees", "--json").stdout)

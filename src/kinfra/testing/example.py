@@ -146,6 +146,19 @@ def make_example_project(
     return repo
 
 
+def impl_worktree(
+    parent: Path, prefix: str, pool_size: int = 2, flags: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """The mini example project with its slots provisioned and ``kinfra impl
+    genome/M1 FLAGS`` run in it: (the repo, the worktree's resolved path)."""
+    repo = make_example_project(parent, prefix, pool_size=pool_size, mini=True)
+    provision = kinfra(repo, "sandbox", "provision")
+    assert provision.returncode == 0, provision.stdout + provision.stderr
+    impl = kinfra(repo, "impl", "genome/M1", *flags)
+    assert impl.returncode == 0, impl.stdout + impl.stderr
+    return repo, (parent / f"{prefix}-impl-genome-M1").resolve()
+
+
 def registry(home: Path) -> dict[str, Any]:
     """The registry JSON as written on disk."""
     data: dict[str, Any] = json.loads((home / "registry.json").read_text(encoding="utf-8"))
