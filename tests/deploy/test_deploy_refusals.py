@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from kinfra.testing.deploy import Shop, release_version
+from kinfra.testing.deploy import Shop, release_config, release_version
 from kinfra.testing.engine import SecondEngine
 from kinfra.testing.example import kinfra
 from kinfra.testing.gitrepo import commit_all, git
@@ -84,12 +84,7 @@ def test_a_second_deploy_to_a_busy_target_is_refused(
 
 
 def test_an_unknown_context_is_one_line_naming_the_key(shop: Shop, engine: SecondEngine) -> None:
-    config = shop.repo / "kinfra.toml"
-    config.write_text(
-        config.read_text().replace(f'context = "{engine.context}"', 'context = "nas"', 1)
-    )
-    commit_all(shop.repo, "typo")
-    git(shop.repo, "push", "-q", "origin", "main")
+    release_config(shop.repo, f'context = "{engine.context}"', 'context = "nas"', "typo")
 
     result = kinfra(shop.repo, "deploy", "prod", env=shop.env)
 
@@ -114,12 +109,9 @@ def test_an_engine_that_does_not_answer_is_named_with_nothing_started(
         ["docker", "context", "create", "gone", "--docker", f"host={endpoint}"],
         env={**os.environ, **shop.env}, check=True, capture_output=True,
     )  # fmt: skip
-    config = shop.repo / "kinfra.toml"
-    config.write_text(
-        config.read_text().replace(f'context = "{engine.context}"', 'context = "gone"', 1)
+    release_config(
+        shop.repo, f'context = "{engine.context}"', 'context = "gone"', "an engine that is gone"
     )
-    commit_all(shop.repo, "an engine that is gone")
-    git(shop.repo, "push", "-q", "origin", "main")
 
     result = kinfra(shop.repo, "deploy", "prod", env=shop.env)
 

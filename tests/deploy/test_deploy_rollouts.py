@@ -12,10 +12,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from kinfra.testing.deploy import Shop, api_url, fetch, release_version
+from kinfra.testing.deploy import Shop, api_url, fetch, release_config, release_version
 from kinfra.testing.engine import SecondEngine, registry
 from kinfra.testing.example import kinfra
-from kinfra.testing.gitrepo import commit_all, git
+from kinfra.testing.gitrepo import git
 
 
 def images_by_service(engine: SecondEngine, project: str) -> dict[str, str]:
@@ -66,16 +66,13 @@ def test_a_failed_gate_restores_the_previous_version_and_exits_2(
     v1 = images_by_service(engine, shop.project)
     # v2 comes with a check that cannot pass.
     release_version(shop.repo, "v2")
-    config = shop.repo / "kinfra.toml"
-    config.write_text(
-        config.read_text().replace(
-            "[deploy.prod-canary]",
-            '[[deploy.prod.checks]]\nname = "search"\ntype = "http"\nport = "api"\n'
-            'path = "/api/v1/search"\ntimeout = 2\n\n[deploy.prod-canary]',
-        )
+    release_config(
+        shop.repo,
+        "[deploy.prod-canary]",
+        '[[deploy.prod.checks]]\nname = "search"\ntype = "http"\nport = "api"\n'
+        'path = "/api/v1/search"\ntimeout = 2\n\n[deploy.prod-canary]',
+        "a search check",
     )
-    commit_all(shop.repo, "a search check")
-    git(shop.repo, "push", "-q", "origin", "main")
 
     second = kinfra(shop.repo, "deploy", "prod", env=shop.env)
 
@@ -157,14 +154,12 @@ def test_through_a_registry_the_target_pulls_what_was_pushed(
     shop: Shop, engine: SecondEngine
 ) -> None:
     with registry(engine) as address:
-        config = shop.repo / "kinfra.toml"
-        config.write_text(
-            config.read_text().replace(
-                'canary = "prod-canary"', f'canary = "prod-canary"\nregistry = "{address}"', 1
-            )
+        release_config(
+            shop.repo,
+            'canary = "prod-canary"',
+            f'canary = "prod-canary"\nregistry = "{address}"',
+            "ship through the registry",
         )
-        commit_all(shop.repo, "ship through the registry")
-        git(shop.repo, "push", "-q", "origin", "main")
         sha = git(shop.repo, "rev-parse", "HEAD").stdout.strip()
 
         result = kinfra(shop.repo, "deploy", "prod", env=shop.env)

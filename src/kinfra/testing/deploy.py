@@ -91,6 +91,16 @@ def release_version(repo: Path, version: str) -> None:
     git(repo, "push", "-q", "origin", "main")
 
 
+def release_config(repo: Path, old: str, new: str, message: str) -> None:
+    """Commit and push kinfra.toml with its first ``old`` replaced by ``new``."""
+    config = repo / "kinfra.toml"
+    text = config.read_text()
+    assert old in text, f"{old!r} is not in {config}"
+    config.write_text(text.replace(old, new, 1))
+    commit_all(repo, message)
+    git(repo, "push", "-q", "origin", "main")
+
+
 def remove_release_images(repo: Path) -> None:
     """Local images kinfra built for any commit of ``repo`` (tagged with its short shas)."""
     shas = {line[:12] for line in git(repo, "rev-list", "--all").stdout.split()}
