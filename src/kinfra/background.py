@@ -1,4 +1,5 @@
-"""One call run on a thread while the caller does something else.
+"""One call run on a thread while the caller does something else (and a map
+over a few such threads).
 
 For quick commands that overlap two independent subprocesses: lighter to
 import than ``concurrent.futures`` (which pulls in logging, ~4 ms at start).
@@ -7,10 +8,11 @@ import than ``concurrent.futures`` (which pulls in logging, ~4 ms at start).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class Background(Generic[T]):
@@ -35,3 +37,22 @@ class Background(Generic[T]):
             raise self._error
         assert self._value is not None  # no error, so the function returned
         return self._value[0]
+
+
+def map_in_threads(function: Callable[[A], T], items: Sequence[A], threads: int) -> list[T]:
+    """``[function(item) for item in items]``, spread over at most ``threads``
+    threads (subprocesses side by side, a bounded number at once), in order.
+    The first error met is raised in the caller's thread."""
+    lanes = [
+        Background(_each, function, items[first::threads])
+        for first in range(min(threads, len(items)))
+    ]
+    results: list[T] = []
+    answers = [lane.result() for lane in lanes]
+    for index in range(len(items)):
+        results.append(answers[index % threads][index // threads])
+    return results
+
+
+def _each(function: Callable[[A], T], items: Sequence[A]) -> list[T]:
+    return [function(item) for item in items]

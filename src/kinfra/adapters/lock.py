@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,12 @@ from kinfra.errors import LockedError, StateFileError
 # A lock file that is still empty was just created by a process that has not
 # written it yet; after this many seconds an empty lock counts as stale.
 _EMPTY_GRACE = 5.0
+
+
+def host_name() -> str:
+    """This machine's name, as locks and records carry it: ``gethostname``'s
+    answer without importing ``socket`` (~4 ms at every start)."""
+    return os.uname().nodename
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ class RunLock:
         info = {
             "pid": os.getpid(),
             "start_time": process_start_time(os.getpid()),
-            "host": socket.gethostname(),
+            "host": host_name(),
             "run_id": self.run_id,
             "created": time.time(),
         }
@@ -189,13 +194,13 @@ def read_lock(path: Path) -> LockInfo | None:
             created=float(data.get("created", mtime)),
         )
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
-        return LockInfo(0, None, socket.gethostname(), "", mtime)
+        return LockInfo(0, None, host_name(), "", mtime)
 
 
 def is_stale(info: LockInfo, path: Path) -> bool:
     if info.pid == 0:
         return time.time() - info.created > _EMPTY_GRACE
-    if info.host and info.host != socket.gethostname():
+    if info.host and info.host != host_name():
         return False  # another machine's process (shared home): cannot check, keep it
     return not process_alive(info.pid, info.start_time)
 
@@ -211,7 +216,7 @@ def lock_holder(path: Path) -> LockInfo | None:
 def _refusal(path: Path, holder: LockInfo | None, busy: str) -> LockedError:
     if holder is None or holder.pid == 0:
         return LockedError(f"{busy} by a kinfra process that is just starting ({path})")
-    where = f" on {holder.host}" if holder.host != socket.gethostname() else ""
+    where = f" on {holder.host}" if holder.host != host_name() else ""
     return LockedError(
         f"{busy} by kinfra pid {holder.pid}{where} (run {holder.run_id})",
         hint=f"wait for it, or stop it (kill {holder.pid}); the lock is {path}",

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
-from kinfra.adapters.lock import process_alive, process_start_time
+from kinfra.adapters.lock import host_name, process_alive, process_start_time
 from kinfra.adapters.statefile import atomic_write_json, read_versioned_json
 from kinfra.domain.jsonshape import ShapeError, build
 from kinfra.errors import InvalidOperationError, LockedError, StateFileError
@@ -62,7 +61,7 @@ class PendingOp:
     def alive(self) -> bool:
         """Its process still runs (another machine's, on a shared home, is
         assumed to)."""
-        if self.host != socket.gethostname():
+        if self.host != host_name():
             return True
         return process_alive(self.pid, self.pid_start)
 
@@ -144,7 +143,7 @@ def begin(
                 target=target,
                 pid=os.getpid(),
                 pid_start=process_start_time(os.getpid()),
-                host=socket.gethostname(),
+                host=host_name(),
                 started_at=datetime.now(UTC).strftime(STARTED_AT_FORMAT),
                 force=force,
                 keep_branch=keep_branch,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from pathlib import Path
 
 from kinfra.adapters import git
@@ -67,6 +66,8 @@ def remove_partial(root: Path, path: Path, entry: git.WorktreeEntry | None) -> N
     """Remove a worktree git never finished creating, or the rest of one whose
     removal was interrupted; git forgets its entry. The caller has checked
     (``refuse_if_changed``) that nothing in it is new."""
+    import shutil  # only here: not at every `done`'s start
+
     if entry is not None and entry.locked:
         git.git("worktree", "unlock", str(path), cwd=root, check=False)
     if path.exists() and not (path / ".git").exists():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kinfra.adapters import compose, git
 from kinfra.adapters.registry import RegistryStore
+from kinfra.background import Background, map_in_threads
 from kinfra.domain.config import Config
 from kinfra.domain.names import WorktreeKind
 from kinfra.errors import ComposeError, DockerUnavailableError, GitError
@@ -41,18 +42,15 @@ def list_worktrees(project: Project, store: RegistryStore | None = None) -> list
     root = project.root.resolve()
     record = (store or RegistryStore()).load().project(project.name)
     cands = candidates(project, record, git.list_worktrees(root))
-    from concurrent.futures import ThreadPoolExecutor
-
     from kinfra.workflows.sessions import alive_sessions
 
     # git status per worktree, `docker ps` and `tmux list-sessions` are
     # independent processes: running them side by side keeps the listing fast.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        live_future = pool.submit(_live_projects)
-        sessions_future = pool.submit(alive_sessions, [c.path for c in cands])
-        dirty = list(pool.map(_dirty_or_none, [c.path for c in cands]))
-        live = live_future.result()
-        sessions = sessions_future.result()
+    live_projects = Background(_live_projects)
+    alive = Background(alive_sessions, [c.path for c in cands])
+    dirty = map_in_threads(_dirty_or_none, [c.path for c in cands], threads=3)
+    live = live_projects.result()
+    sessions = alive.result()
     main_port = _main_port(project.config)
     views = []
     for cand, is_dirty in zip(cands, dirty, strict=True):
