@@ -10,7 +10,7 @@ passed, or the previous one, restored.
 from __future__ import annotations
 
 import contextlib
-import secrets
+import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -211,7 +211,7 @@ def _rollout(
     home = project_home(config.name) / "deploys"
     lock = RunLock(
         home / f"{target.name}.lock",
-        secrets.token_hex(4),
+        os.urandom(4).hex(),
         busy=f"deploy target {target.name} is already being deployed",
     )
     with lock:

@@ -41,6 +41,8 @@ def connect(target: DeployTarget) -> Engine:
     """The target's engine, checked reachable, so that nothing is built for an
     engine that is not there. An unknown context is a config error naming the
     key and listing the contexts Docker has."""
+    # Both asked at once: the engine's answer does not wait for the context's.
+    version = Background(docker_engine.server_version, target.context)
     endpoint = docker_engine.context_endpoint(target.context)
     if endpoint is None:
         names = docker_engine.context_names()
@@ -51,7 +53,7 @@ def connect(target: DeployTarget) -> Engine:
             hint="create it (`docker context create NAME --docker host=ssh://user@host`) "
             "or name an existing one",
         )
-    docker_engine.server_version(target.context)
+    version.result()  # reachable, or a DeployError saying why not
     return Engine(target.context, endpoint, target.address or host_of(endpoint))
 
 

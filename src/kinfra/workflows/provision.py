@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import secrets
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -97,7 +97,7 @@ def _maybe_transaction(store: RegistryStore, dry_run: bool) -> Iterator[Registry
 
 
 def _new_instance_id(slot: Slot) -> str:
-    return f"{slot.compose_project}-{secrets.token_hex(4)}"
+    return f"{slot.compose_project}-{os.urandom(4).hex()}"
 
 
 def _check_ownership(registry: Registry, project: Project) -> None:
