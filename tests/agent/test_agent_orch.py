@@ -85,6 +85,23 @@ def test_a_plan_runs_with_claude_in_the_container_as_the_worktree_owner(
     assert claude_processes(p) == []
 
 
+def test_the_check_runs_in_the_container_on_what_the_agent_wrote(
+    mock: ModelServer, tmp_path: Path, docker_prefix: str, agent_image: str
+) -> None:
+    # On the host (root, no IS_SANDBOX) this check fails: the task is done
+    # only if it ran inside, as the worktree's owner, in /workspace.
+    check = 'test "$IS_SANDBOX" = 1 && test "$(id -u)" = 1000 && test -f from-claude.txt && pwd > checked.txt'
+    p = make_agent_project(
+        tmp_path, docker_prefix, agent_image, extra=CONFIG + f"check = '{check}'\n"
+    )
+    mock.script(WriteFile("from-claude.txt", "written\n"), done("wrote it"), key="Task 1.1")
+    result = p.kinfra("orch", "run", PLAN, "--in-container")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (p.worktree / "checked.txt").read_text() == "/workspace\n"
+    state = load_state(project_home(p.prefix) / "runs" / "genome-M1.json")
+    assert state is not None and state.task("1.1").attempts[-1].status == "done"
+
+
 def test_an_interrupted_attempt_stops_inside_and_resumes_the_same_session(
     mock: ModelServer, project: AgentProject
 ) -> None:

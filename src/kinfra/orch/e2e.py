@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from kinfra.adapters.runner import CommandError, CommandNotFoundError
-from kinfra.adapters.runner import run as run_command
 from kinfra.errors import Interrupted, KinfraError
 from kinfra.orch import escalation
 from kinfra.orch.agents.base import AgentResult
@@ -199,13 +198,7 @@ class E2EStep:
         attributes = {"kinfra.run.id": run.run_id, "kinfra.e2e.run": record.number}
         with run.telemetry.e2e_span(run.plan.milestone, "command", attributes) as span:
             try:
-                done = run_command(
-                    ["sh", "-c", command],
-                    cwd=run.ctx.workdir,
-                    env=env,
-                    check=False,
-                    timeout=run.settings.task_timeout,
-                )
+                done = run.shell(command, env)
             except (CommandError, CommandNotFoundError) as exc:
                 result, evidence = E2EResult.FAIL, f"`{command}` did not complete: {exc.message}"
             else:

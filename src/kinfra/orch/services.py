@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kinfra.adapters.process import HOST, Launcher
+from kinfra.adapters.process import HOST, Launch, Launcher
+from kinfra.adapters.runner import Result
+from kinfra.adapters.runner import run as run_command
 from kinfra.domain.config import OrchestratorSettings
 from kinfra.domain.config_policy import RunPolicy
 from kinfra.orch.agents.base import Agent
@@ -67,6 +69,20 @@ class RunServices:
         from kinfra.orch.state import now_iso
 
         self.save(replace(self.state, e2e=e2e, updated=now_iso()))
+
+    def shell(self, command: str, env: dict[str, str] | None = None) -> Result:
+        """``sh -c command`` in the worktree, where the agent runs: on the host,
+        or in its container. A check or an E2E command runs what the agent
+        wrote (tests, hooks, scripts), so it stays in the agent's box."""
+        spec = self.launcher.launch(Launch(("sh", "-c", command), self.ctx.workdir, env or {}))
+        return run_command(
+            spec.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            check=False,
+            timeout=self.settings.task_timeout,
+            input="",  # nothing to read: a container's stdin is attached
+        )
 
     def note(self, message: str, task_id: str | None = None) -> None:
         self.notes.append(message)

@@ -15,7 +15,6 @@ from dataclasses import replace
 
 from kinfra.adapters import git
 from kinfra.adapters.runner import CommandError, CommandNotFoundError
-from kinfra.adapters.runner import run as run_command
 from kinfra.errors import Interrupted
 from kinfra.orch import escalation, retry
 from kinfra.orch.agents.base import AgentOutcome, AgentResult
@@ -306,10 +305,8 @@ def ask_here(run: RunServices, question: Question) -> bool:
 
 
 def run_check(command: str, run: RunServices) -> tuple[int, str] | None:
-    """``sh -c command`` in the worktree: None when it passed, else (exit code, output)."""
-    done = run_command(
-        ["sh", "-c", command], cwd=run.ctx.workdir, check=False, timeout=run.settings.task_timeout
-    )
+    """The check where the agent runs: None when it passed, else (exit code, output)."""
+    done = run.shell(command)
     return None if done.ok else (done.returncode, done.output)
 
 
