@@ -74,6 +74,35 @@ def test_commands_run_as_the_worktree_owner_with_the_slot_environment(
     ]
 
 
+def test_the_agent_cannot_plant_what_git_on_the_host_would_run(
+    agent_project: AgentProject,
+) -> None:
+    p, wt = agent_project, agent_project.worktree
+    common = p.repo / ".git"
+    own = common / "worktrees" / wt.name
+    config_before = (common / "config").read_bytes()
+    plants = {
+        "a hook": f"echo 'touch planted' > {common}/hooks/post-commit",
+        "the config": f"printf '[core]\\n\\tfsmonitor = touch planted\\n' >> {common}/config",
+        "the worktree's .git file": "echo 'gitdir: /workspace/evil' > /workspace/.git",
+        "its commondir": f"echo /workspace/evil > {own}/commondir",
+        "another worktree's dir": f"mkdir {common}/worktrees/evil",
+    }
+    for what, command in plants.items():
+        planted = p.kinfra("agent", "run", "--", "sh", "-c", command)
+        assert planted.returncode != 0, f"{what} could be written from the container"
+    assert not (common / "hooks" / "post-commit").exists()
+    assert (common / "config").read_bytes() == config_before
+    assert (wt / ".git").read_text().startswith(f"gitdir: {own}")
+    # What a commit needs stays writable.
+    committed = p.kinfra(
+        "agent", "run", "--", "sh", "-c",
+        "echo x > inside.txt && git add inside.txt && git commit -qm inside && git status --short",
+    )  # fmt: skip
+    assert committed.returncode == 0, committed.stderr
+    assert git(wt, "log", "-1", "--format=%s").stdout.strip() == "inside"
+
+
 def test_the_slot_answers_by_service_name_and_url_and_another_slot_does_not(
     tmp_path: Path, docker_prefix: str, agent_image: str
 ) -> None:

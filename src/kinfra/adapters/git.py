@@ -316,6 +316,16 @@ def common_dir(repo: Path) -> Path:
     return Path(result.stdout.strip())
 
 
+def git_dirs(checkout: Path) -> tuple[Path, Path]:
+    """(the repository's common git dir, the checkout's own git dir): the same
+    for a main checkout, ``<common>/worktrees/<name>`` for a linked worktree."""
+    result = git(
+        "rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", cwd=checkout
+    )  # fmt: skip
+    common, own = result.stdout.split("\n")[:2]
+    return Path(common), Path(own)
+
+
 def ensure_excluded(repo: Path, *patterns: str) -> None:
     """Add ``patterns`` to the repository's ``info/exclude`` (shared by all its
     worktrees), so files kinfra writes never count as uncommitted work."""

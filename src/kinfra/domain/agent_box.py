@@ -179,18 +179,29 @@ def container_env(
     return env
 
 
+@dataclass(frozen=True)
+class GitDirs:
+    """Where the worktree's git metadata is on the host."""
+
+    common: Path  # the main checkout's .git
+    own: Path  # <common>/worktrees/<name>: the worktree's HEAD, index, pointers
+    worktree_config: bool = False  # own/config.worktree exists (extensions.worktreeConfig)
+
+
 def container_mounts(
     config: Config,
     box: AgentBox,
-    git_common_dir: Path,
+    git_dirs: GitDirs,
     shared_root: Path | None,
 ) -> tuple[Mount, ...]:
     """The worktree at /workspace; the main checkout's git dir at its own path
-    (the worktree's ``.git`` file points there, so git works inside); the
-    home, logs and keep volumes; the shared data dirs read-only."""
+    (the worktree's ``.git`` file points there, so git works inside), with
+    what git on the host would run read-only (``git_guards``); the home, logs
+    and keep volumes; the shared data dirs read-only."""
     mounts = [
         Mount(MountKind.BIND, str(box.worktree), WORKSPACE),
-        Mount(MountKind.BIND, str(git_common_dir), str(git_common_dir)),
+        Mount(MountKind.BIND, str(git_dirs.common), str(git_dirs.common)),
+        *git_guards(box.worktree, git_dirs),
         box.volume_mount(VolumeRole.HOME, HOME),
         box.volume_mount(VolumeRole.LOGS, LOGS),
     ]
@@ -203,6 +214,34 @@ def container_mounts(
                 )
             )
     return tuple(mounts)
+
+
+def git_guards(worktree: Path, dirs: GitDirs) -> list[Mount]:
+    """Read-only over the git metadata an agent could turn into commands that
+    git on the host runs later (kinfra's own `git status` in `done`, the
+    user's `git commit`): the hooks, the config (core.hooksPath,
+    core.fsmonitor, aliases, filter drivers), the pointers that tell git which
+    git dir and config a checkout uses (the worktree's ``.git`` file, its
+    ``commondir`` and ``gitdir``), and the other worktrees' own dirs. Objects,
+    refs, logs and the worktree's own index and HEAD stay writable: commits
+    work."""
+
+    def read_only(path: Path, target: str | None = None) -> Mount:
+        return Mount(MountKind.BIND, str(path), target or str(path), read_only=True)
+
+    own = dirs.own
+    guards = [
+        read_only(worktree / ".git", f"{WORKSPACE}/.git"),
+        read_only(dirs.common / "config"),
+        read_only(dirs.common / "hooks"),
+        read_only(dirs.common / "worktrees"),
+        Mount(MountKind.BIND, str(own), str(own)),  # writable again: its index and HEAD
+        read_only(own / "commondir"),
+        read_only(own / "gitdir"),
+    ]
+    if dirs.worktree_config:
+        guards.append(read_only(own / "config.worktree"))
+    return guards
 
 
 # kinfra's own environment reaches the container only through this list: the

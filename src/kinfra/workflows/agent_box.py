@@ -32,6 +32,7 @@ from kinfra.domain.agent_box import (
     LABEL_WORKTREE,
     AgentBox,
     ContainerSpec,
+    GitDirs,
     VolumeRole,
     container_env,
     container_mounts,
@@ -183,6 +184,13 @@ def create(target: AgentTarget, spec: ContainerSpec | None = None) -> docker.Con
     )
 
 
+def _git_dirs(worktree: Path) -> GitDirs:
+    common, own = git.git_dirs(worktree)
+    # Mounted read-only, so it must exist; git's own layout has it.
+    (common / "hooks").mkdir(exist_ok=True)
+    return GitDirs(common, own, (own / "config.worktree").is_file())
+
+
 def container_spec(target: AgentTarget) -> ContainerSpec:
     from kinfra.domain.slot import env_file_values
     from kinfra.workflows.shared import require_shared
@@ -191,7 +199,7 @@ def container_spec(target: AgentTarget) -> ContainerSpec:
     uid, gid = owner_of(target.path)
     # Independent questions to Docker and git, asked together.
     image = Background(current_image, target.project)
-    common_dir = Background(git.common_dir, target.path)
+    dirs = Background(_git_dirs, target.path)
     identity = Background(git.identity, target.path)
     slot = target.worktree.slot
     network: str | None = None
@@ -204,7 +212,7 @@ def container_spec(target: AgentTarget) -> ContainerSpec:
         )
         slot_env = env_file_values(config, plan, slot.instance_id)
         host_ports = dict(plan.ports)
-    mounts = container_mounts(config, target.box, common_dir.result(), require_shared(config))
+    mounts = container_mounts(config, target.box, dirs.result(), require_shared(config))
     return ContainerSpec(
         box=target.box,
         image=image.result(),
