@@ -347,6 +347,11 @@ def _check_slot_available(
     _refuse_foreign_pool(project, record)
     held = record.slot_claimed_by(path) if record is not None else None
     if held is not None and not resuming:
+        # The claim and its run's record are written together: a claim that
+        # appeared since this run looked for a record may be a live run's.
+        running = pending.load(project.name, path)
+        if running is not None:
+            pending.refuse_unless(running, takes_over=(OpKind.IMPL,))
         raise _claimed_error(name, held, path)
     return registry.claim_free_slot(project.name, path, project.profiles(), profile)
 
