@@ -7,10 +7,12 @@ from pathlib import Path
 from kinfra.domain.agent_box import (
     AgentBox,
     ContainerSpec,
+    GitDirs,
     Mount,
     MountKind,
     VolumeRole,
     forwarded_env,
+    git_guards,
 )
 
 
@@ -70,3 +72,25 @@ def test_only_the_agent_clis_settings_are_forwarded_never_keys() -> None:
         "HTTPS_PROXY": "http://proxy",
         "no_proxy": "localhost",
     }
+
+
+def test_what_host_git_runs_or_follows_is_read_only_and_the_worktree_own_dir_is_not() -> None:
+    common = Path("/src/shop/.git")
+    own = common / "worktrees" / "shop-impl-genome-M1"
+    guards = git_guards(Path("/src/shop-impl-genome-M1"), GitDirs(common, own, True))
+    assert [(m.target, m.read_only) for m in guards] == [
+        (f"{common}/config", True),
+        (f"{common}/hooks", True),
+        ("/workspace/.git", True),
+        (f"{common}/worktrees", True),
+        (str(own), False),
+        (f"{own}/commondir", True),
+        (f"{own}/gitdir", True),
+        (f"{own}/config.worktree", True),
+    ]
+    assert guards[2].source == "/src/shop-impl-genome-M1/.git"
+    # A main checkout's git dir has no pointers of its own to guard.
+    assert [m.target for m in git_guards(Path("/src/shop"), GitDirs(common, common))] == [
+        f"{common}/config",
+        f"{common}/hooks",
+    ]

@@ -231,9 +231,13 @@ def git_guards(worktree: Path, dirs: GitDirs) -> list[Mount]:
 
     own = dirs.own
     guards = [
-        read_only(worktree / ".git", f"{WORKSPACE}/.git"),
         read_only(dirs.common / "config"),
         read_only(dirs.common / "hooks"),
+    ]
+    if own == dirs.common:  # not a linked worktree: no pointers of its own
+        return guards
+    guards += [
+        read_only(worktree / ".git", f"{WORKSPACE}/.git"),
         read_only(dirs.common / "worktrees"),
         Mount(MountKind.BIND, str(own), str(own)),  # writable again: its index and HEAD
         read_only(own / "commondir"),
