@@ -18,6 +18,7 @@ import pytest
 
 from kinfra.orch.escalation import record_answer
 from kinfra.testing import bundled
+from kinfra.testing.ci import unavailable
 from kinfra.testing.example import kinfra
 from kinfra.testing.prometheus import INSTALL_HINT, Prometheus, binary, free_port
 
@@ -30,9 +31,7 @@ VARIABLES = {"$__rate_interval": "15m", "$__range": "15m"}
 
 def _need_prometheus() -> None:
     if binary() is None:
-        if os.environ.get("CI", "").lower() in ("1", "true"):
-            pytest.fail(f"prometheus not installed: {INSTALL_HINT}")
-        pytest.skip(f"prometheus not installed: {INSTALL_HINT}")
+        unavailable(f"prometheus not installed: {INSTALL_HINT}")
 
 
 def _round(agentry: Agentry, repo: Path, worktrees: dict[str, Path], restart: bool) -> None:

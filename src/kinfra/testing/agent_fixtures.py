@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kinfra.testing import agents
+from kinfra.testing.ci import unavailable
 from kinfra.testing.model_server import ModelServer
 
 
@@ -32,10 +33,7 @@ def model_server() -> Iterator[ModelServer]:
 def require_agents(*names: str) -> None:
     absent = agents.missing(*names)
     if absent:
-        message = f"{', '.join(absent)} not installed: {agents.INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message)  # CI installs them: missing there is a failure
-        pytest.skip(message)
+        unavailable(f"{', '.join(absent)} not installed: {agents.INSTALL_HINT}")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -112,10 +111,6 @@ def leftovers(prefix: str) -> list[str]:
         )
         found += [n for n in listed.stdout.split() if n.startswith(prefix)]
     return found
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def remove_projects_under(directory: str) -> list[str]:
