@@ -1,0 +1,20 @@
+"""A tool a test needs is missing: under CI (``CI=true``) that is a failure,
+since `./scripts/test.sh` installs everything; elsewhere the test is skipped
+with the command that installs it."""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(message: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
