@@ -18,6 +18,8 @@ EXIT_INTERRUPTED = 130
 
 
 class KinfraError(Exception):
+    """A failure the user can act on: a one-line message, an optional hint, the CLI's exit code."""
+
     exit_code: int = EXIT_ERROR
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -75,6 +77,8 @@ class ProvisionError(KinfraError):
 
 
 class PortConflictError(KinfraError):
+    """A host port the slot publishes is taken by another process (exit 3)."""
+
     exit_code = EXIT_PORT_CONFLICT
 
 
@@ -117,27 +121,27 @@ class GitError(KinfraError):
 
 
 class MilestoneNotFoundError(KinfraError):
-    pass
+    """No milestone plan matches the name `kinfra impl` was given."""
 
 
 class WorktreeExistsError(KinfraError):
-    pass
+    """The worktree to create exists already, or git or a claim still holds its name."""
 
 
 class WorktreeNotFoundError(KinfraError):
-    pass
+    """No worktree kinfra made matches the name given, or it no longer exists."""
 
 
 class WorktreeDirtyError(KinfraError):
-    pass
+    """The worktree has work the command would lose (uncommitted, unpushed, off its branch)."""
 
 
 class InvalidOperationError(KinfraError):
-    pass
+    """The command does not apply to its target (the main checkout, a spec worktree...)."""
 
 
 class AmbiguousNameError(KinfraError):
-    pass
+    """A name, or a checkout's claims, point at more than one thing."""
 
 
 class Interrupted(BaseException):

@@ -18,6 +18,8 @@ from kinfra.paths import project_home
 
 @dataclass(frozen=True)
 class Project:
+    """The kinfra project a command runs in: config, main checkout, and the checkout it ran in."""
+
     config: Config
     root: Path  # the main checkout: owns the config, the registry entry, the worktrees
     here: Path | None  # the checkout (main or linked worktree) the command ran in

@@ -30,6 +30,8 @@ from kinfra.errors import ComposeError, DockerUnavailableError
 
 @dataclass(frozen=True)
 class ComposeTarget:
+    """Everything that addresses one stack: project name, directory, files, env files, engine."""
+
     project_name: str
     project_dir: Path  # relative paths in the compose files resolve here
     files: tuple[Path, ...]
@@ -59,6 +61,8 @@ def context_env(context: str | None) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class ContainerState:
+    """One container of a stack, as `docker compose ps` reports it."""
+
     name: str
     service: str
     state: str  # running, exited, created, restarting...

@@ -89,6 +89,8 @@ def tag(source: str, target: str) -> None:
 
 @dataclass(frozen=True)
 class ContainerInfo:
+    """One container, as `docker inspect` describes it."""
+
     name: str
     id: str
     running: bool

@@ -147,6 +147,8 @@ def pull(context: str, ref: str) -> None:
 
 @dataclass(frozen=True)
 class Container:
+    """One container of a compose project on a target's engine, as `docker inspect` describes it."""
+
     name: str
     service: str
     image: str  # image ID

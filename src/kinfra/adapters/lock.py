@@ -37,6 +37,8 @@ def host_name() -> str:
 
 @dataclass(frozen=True)
 class LockInfo:
+    """A lock file's contents: the owner's pid, start time and host, run id, when it was made."""
+
     pid: int
     start_time: str | None
     host: str

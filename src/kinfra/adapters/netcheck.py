@@ -56,6 +56,8 @@ def _not_here(host: str) -> ConfigError:
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """Whether an HTTP or TCP probe passed, and a short reason for messages."""
+
     ok: bool
     detail: str  # "200", "connection refused", "status 503 (expected 200)"...
 

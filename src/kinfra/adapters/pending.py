@@ -33,12 +33,16 @@ _KIND = "pending-operation record"
 
 
 class OpKind(str, Enum):
+    """The command a pending record belongs to: `kinfra impl` or `kinfra done`."""
+
     IMPL = "impl"
     DONE = "done"
 
 
 @dataclass(frozen=True)
 class PendingOp:
+    """One `impl` or `done` in flight: what it does to which worktree, and which process runs it."""
+
     kind: OpKind
     worktree: str  # absolute path of the worktree it creates or removes
     branch: str

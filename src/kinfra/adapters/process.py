@@ -65,6 +65,8 @@ class Launch:
 
 
 class Launcher(Protocol):
+    """Where a command really runs and how a stop signal reaches it (``HOST``: here, as it is)."""
+
     def launch(self, spec: Launch) -> Launch:
         """What to start on the host to run ``spec``."""
         ...
@@ -173,6 +175,8 @@ def group_alive(pgid: int) -> bool:
 
 
 class StopReason(str, Enum):
+    """Why a streamed process ended."""
+
     EXITED = "exited"  # the process ended by itself
     TIMEOUT = "timeout"  # wall-clock timeout: group stopped
     IDLE = "idle"  # no output for idle_timeout seconds: group stopped
@@ -181,6 +185,8 @@ class StopReason(str, Enum):
 
 @dataclass(frozen=True)
 class ProcessResult:
+    """How a streamed process ended: exit code, why it stopped, how long it ran, stderr's tail."""
+
     pid: int
     returncode: int | None
     stop: StopReason

@@ -50,12 +50,16 @@ CLAIMED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every registry timestamp, in UTC
 
 
 class SlotStatus(str, Enum):
+    """A slot's state as kinfra last recorded it (Docker's live view may differ)."""
+
     STOPPED = "stopped"
     RUNNING = "running"
     FAILED = "failed"  # last start or stop did not complete
 
 
 class ClaimKind(str, Enum):
+    """How a slot was claimed, which decides what gives it back."""
+
     IMPL = "impl"  # held by an impl worktree until `kinfra done`
     MANUAL = "manual"  # taken by `kinfra sandbox up`, given back by `kinfra sandbox down`
 
@@ -75,6 +79,8 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class Claim:
+    """Who holds a slot (the checkout), how, and since when."""
+
     path: Path  # the claiming checkout, normalized
     kind: ClaimKind
     at: str  # CLAIMED_AT_FORMAT
@@ -143,6 +149,8 @@ class Ticket:
 
 @dataclass
 class ProjectRecord:
+    """One project's entry: the checkout owning its pool, its prefix, its slots, local-prod."""
+
     name: str
     root: Path  # the main checkout that owns the project's pool, normalized
     prefix: str  # reserves <prefix>-slot-N compose names machine-wide
@@ -177,6 +185,8 @@ class ProjectRecord:
 
 @dataclass
 class Registry:
+    """The registry file's contents: every project, the memory queue, the transaction count."""
+
     projects: dict[str, ProjectRecord] = field(default_factory=dict)
     queue: list[Ticket] = field(default_factory=list)  # waiting, in arrival order
     starting: list[Ticket] = field(default_factory=list)  # admitted, stack not up yet
@@ -297,6 +307,8 @@ class Registry:
 
 
 class RegistryStore:
+    """The registry file: snapshots to read; transactions (lock, read, change, atomic write)."""
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or registry_path()
 

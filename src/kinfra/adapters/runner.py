@@ -27,6 +27,8 @@ _TAIL_LINES = 20
 
 @dataclass(frozen=True)
 class Result:
+    """A finished command: its arguments, exit code and captured output."""
+
     args: tuple[str, ...]
     returncode: int
     stdout: str
@@ -43,6 +45,8 @@ class Result:
 
 
 class CommandError(KinfraError):
+    """An external command exited non-zero; the message has the command, exit code, output tail."""
+
     def __init__(self, result: Result, hint: str | None = None) -> None:
         self.result = result
         tail = "\n".join(result.output.splitlines()[-_TAIL_LINES:])
@@ -53,6 +57,8 @@ class CommandError(KinfraError):
 
 
 class CommandNotFoundError(KinfraError):
+    """The program to run is not on PATH."""
+
     def __init__(self, program: str) -> None:
         super().__init__(f"{program} is not installed (not found on PATH)")
         self.program = program

@@ -36,6 +36,8 @@ _MIN_REDACT = 4  # shorter values would mangle every message; none is a real sec
 
 
 class SecretState(str, Enum):
+    """Whether a secret resolves, points at nothing, or could not be looked up."""
+
     OK = "ok"
     MISSING = "missing"  # the reference points at nothing (unset variable, absent key/file)
     ERROR = "error"  # the lookup itself failed (op not installed, op refused)
@@ -43,6 +45,8 @@ class SecretState(str, Enum):
 
 @dataclass(frozen=True)
 class SecretStatus:
+    """One secret, checked: its name, where it is looked up and its state; never its value."""
+
     name: str
     kind: str  # "literal", "env", "dotenv", "op"
     source: str  # where it is looked up; never the value
@@ -51,11 +55,11 @@ class SecretStatus:
 
 
 class _Missing(Exception):
-    pass
+    """The reference points at nothing (becomes ``SecretState.MISSING``)."""
 
 
 class _Failed(Exception):
-    pass
+    """The lookup itself failed (becomes ``SecretState.ERROR``)."""
 
 
 _LITERAL_PREFIX = "literal:"

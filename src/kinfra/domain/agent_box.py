@@ -31,6 +31,8 @@ IMAGE_REPOSITORY = "kinfra-agent"  # content tags: kinfra-agent:<digest of the i
 
 
 class VolumeRole(str, Enum):
+    """What an agent container's volume holds, which decides whether reset and removal keep it."""
+
     HOME = "home"  # the agent's home: its config and session transcripts
     LOGS = "logs"  # cleared by reset
     KEEP = "keep"  # [agent] keep: survives reset and done
@@ -51,12 +53,16 @@ def project_image(project: str) -> str:
 
 
 class MountKind(str, Enum):
+    """A mount's type: a host path or a named volume."""
+
     BIND = "bind"  # a host path
     VOLUME = "volume"  # a named volume
 
 
 @dataclass(frozen=True)
 class Mount:
+    """One ``--mount`` of the agent container: a host path, or a volume with its role and labels."""
+
     kind: MountKind
     source: str  # host path, or volume name
     target: str

@@ -109,6 +109,8 @@ def interpolate(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class Proposal:
+    """The kinfra.toml `kinfra init` proposes from the compose files, with notes to check."""
+
     name: str
     prefix: str
     compose_files: tuple[str, ...]
@@ -125,6 +127,8 @@ class Proposal:
 
 @dataclass(frozen=True)
 class _Published:
+    """A host port a compose service publishes, and its container port."""
+
     service: str
     target: int
     host: int
@@ -132,6 +136,8 @@ class _Published:
 
 @dataclass(frozen=True)
 class _HealthUrl:
+    """The local HTTP port and path a service's healthcheck fetches."""
+
     port: int
     path: str
 

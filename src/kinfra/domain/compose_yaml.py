@@ -47,7 +47,7 @@ def _loader() -> type[Any]:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        """A SafeLoader that reads numbers as Compose does, and ``!override`` and ``!reset``."""
 
     int_tag = "tag:yaml.org,2002:int"
     float_tag = "tag:yaml.org,2002:float"
@@ -134,7 +134,7 @@ def _dumper() -> type[Any]:
     import yaml
 
     class Dumper(yaml.SafeDumper):
-        pass
+        """A SafeDumper writing ``Override`` and ``Reset`` as ``!override`` and ``!reset``."""
 
     def represent_override(dumper: yaml.SafeDumper, data: Override) -> yaml.Node:
         return dumper.represent_sequence("!override", list(data))

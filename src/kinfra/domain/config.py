@@ -31,6 +31,8 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Profile(str, Enum):
+    """A slot's size: how many worker replicas it runs and how much memory it is expected to use."""
+
     LIGHT = "light"
     STANDARD = "standard"
     HEAVY = "heavy"
@@ -48,12 +50,16 @@ class OnClaim(str, Enum):
 
 
 class CheckType(str, Enum):
+    """What a health check probes: an HTTP URL or a TCP port."""
+
     HTTP = "http"
     TCP = "tcp"
 
 
 @dataclass(frozen=True)
 class NamedPort:
+    """A port of [ports]: a service's container port, published at base + slot id."""
+
     name: str
     service: str
     target: int  # the container port
@@ -66,6 +72,8 @@ class NamedPort:
 
 @dataclass(frozen=True)
 class CodeMount:
+    """An entry of [[mounts]]: the checkout's code (a path in it) mounted into services."""
+
     services: tuple[str, ...]
     source: str  # relative to the worktree (or main checkout)
     target: str  # path inside the container
@@ -74,6 +82,8 @@ class CodeMount:
 
 @dataclass(frozen=True)
 class HealthCheck:
+    """An entry of [[checks]]: one HTTP or TCP check of the startability gate."""
+
     name: str
     type: CheckType
     port: str  # a NamedPort name
@@ -85,6 +95,8 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class ProfileSpec:
+    """A profile of [profiles]: worker replicas, and the memory a slot of it is expected to use."""
+
     replicas: int
     memory: str  # as written: what a slot of this profile is expected to use
     memory_mb: int = 0
@@ -92,6 +104,8 @@ class ProfileSpec:
 
 @dataclass(frozen=True)
 class SharedDir:
+    """A dir of [shared.<name>]: the machine's shared data, mounted into services of every slot."""
+
     name: str
     target: str
     services: tuple[str, ...]
@@ -100,6 +114,8 @@ class SharedDir:
 
 @dataclass(frozen=True)
 class SandboxSettings:
+    """[sandbox]: pool size and profiles, bind address, workers, wait timeout, memory, on_claim."""
+
     bind: str
     pool_size: int
     standard_slots: tuple[int, ...]
@@ -119,17 +135,23 @@ class SandboxSettings:
 
 @dataclass(frozen=True)
 class WorktreeSettings:
+    """[worktree]: files copied into a new impl worktree, and the setup command run there."""
+
     copy: tuple[str, ...]
     setup: str | None
 
 
 @dataclass(frozen=True)
 class SessionSettings:
+    """[session]: the command `kinfra impl --session` runs in the worktree's session."""
+
     command: str
 
 
 @dataclass(frozen=True)
 class OrchestratorSettings:
+    """[orchestrator]: which agent runs plans, with what limits, check, permissions and policy."""
+
     agent: str
     max_turns: int
     task_timeout: float
@@ -147,6 +169,8 @@ class OrchestratorSettings:
 
 @dataclass(frozen=True)
 class Config:
+    """A project's kinfra.toml, parsed and validated."""
+
     path: Path  # the kinfra.toml this came from
     name: str
     prefix: str

@@ -45,6 +45,8 @@ class AgentSandbox(str, Enum):
 
 @dataclass(frozen=True)
 class AgentSettings:
+    """[agent]: how the agent image is built; container paths kept; secrets passed in."""
+
     base_image: str = DEFAULT_BASE_IMAGE
     setup: tuple[str, ...] = ()  # shell commands run in the image, in order
     dockerfile: str | None = None  # the project's own Dockerfile, built FROM kinfra's

@@ -26,6 +26,8 @@ _COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 @dataclass(frozen=True)
 class DeployTarget:
+    """A [deploy.<target>]: its engine (a Docker context), compose files, env file and gate."""
+
     name: str
     context: str  # a Docker context name (`docker context ls`)
     compose_files: tuple[str, ...]  # relative to the repository, read at the deployed ref

@@ -19,6 +19,8 @@ DEFAULT_BACKOFF = (30.0, 60.0, 120.0, 300.0, 600.0)  # seed 001: 30 s -> 10 min,
 
 @dataclass(frozen=True)
 class RunPolicy:
+    """[orchestrator] autonomy keys: retries, API backoff, the E2E step, notifications, asking."""
+
     max_attempts: int = 3  # failed attempts per task before a human is asked
     backoff: tuple[float, ...] = DEFAULT_BACKOFF  # seconds between API-error retries
     e2e: str | None = None  # the E2E command; None: the agent runs the plan's E2E section

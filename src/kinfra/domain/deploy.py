@@ -25,6 +25,8 @@ PREV_REPOSITORY = "kinfra-prev"
 
 @dataclass(frozen=True)
 class Release:
+    """One commit in service on a target: sha, ref, who, when; its containers carry it as labels."""
+
     sha: str
     ref: str
     user: str
@@ -124,12 +126,16 @@ def rollout_override(
 
 
 class Action(str, Enum):
+    """The deploy commands that change what a target runs, as its history records them."""
+
     DEPLOY = "deploy"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
 
 
 class Outcome(str, Enum):
+    """How a deploy command left its target."""
+
     DEPLOYED = "deployed"  # the release runs and passed the gate
     RESTORED = "restored"  # the gate failed; the previous deployment runs again
     FAILED = "failed"  # it broke before or during the switch (see error)

@@ -19,6 +19,8 @@ _HINT = "use letters, digits, '.', '_' and '-', starting with a letter or digit 
 
 
 class WorktreeKind(str, Enum):
+    """A worktree kinfra makes: spec (a feature's designs) or impl (a milestone, with a slot)."""
+
     SPEC = "spec"
     IMPL = "impl"
 
@@ -78,6 +80,8 @@ def parse_impl_target(text: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class WorktreeName:
+    """The names a worktree derives from feature and milestone: directory, branch, short name."""
+
     kind: WorktreeKind
     directory: str  # the sibling directory name: <prefix>-impl-<feature>-<milestone>
     branch: str  # impl/<feature>-<milestone> or spec/<feature>

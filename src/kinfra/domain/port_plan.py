@@ -28,6 +28,8 @@ def range_step(pool_size: int) -> int:
 
 @dataclass(frozen=True)
 class BaseChoice:
+    """A port base that fits, and why it is not the one wanted (when it is not)."""
+
     base: int
     why_moved: str | None  # None when the wanted port itself fits
 

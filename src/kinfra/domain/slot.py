@@ -22,6 +22,8 @@ LOCAL_PROD_SLOT = 0
 
 @dataclass(frozen=True)
 class Slot:
+    """One slot, derived from the config: ports, compose project, profile, workers, directory."""
+
     project: str
     slot_id: int
     compose_project: str

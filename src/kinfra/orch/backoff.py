@@ -29,6 +29,8 @@ MAX_RESET_WAIT = 7 * 24 * 3600.0  # a reported reset further away than this is n
 
 
 class ApiErrorKind(str, Enum):
+    """The kind of API failure an agent stopped on, as waits and messages name it."""
+
     RATE_LIMITED = "rate_limited"
     OVERLOADED = "overloaded"
     SERVER_ERROR = "server_error"
@@ -46,6 +48,8 @@ class ApiErrorKind(str, Enum):
 
 @dataclass(frozen=True)
 class ApiFailure:
+    """An API failure in an agent's result: its kind, HTTP status, and when a limit resets."""
+
     kind: ApiErrorKind
     status: int | None
     reset_at: float | None  # epoch seconds, when the agent said when a limit resets

@@ -21,6 +21,8 @@ from kinfra.paths import project_home
 
 @dataclass(frozen=True)
 class RunContext:
+    """Where a run happens: project, workdir, settings, test command, slot URLs, its files."""
+
     project: str
     workdir: Path  # the checkout the agent works in
     settings: OrchestratorSettings

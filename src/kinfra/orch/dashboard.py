@@ -18,12 +18,16 @@ _P = 'kinfra_project=~"$project"'  # every query follows the dashboard's project
 
 @dataclass(frozen=True)
 class Query:
+    """One PromQL query of a panel, and its legend."""
+
     expr: str
     legend: str = ""
 
 
 @dataclass(frozen=True)
 class Panel:
+    """One panel of the Grafana dashboard."""
+
     title: str
     kind: str  # Grafana panel type: stat, timeseries, barchart, table
     queries: tuple[Query, ...]

@@ -99,6 +99,8 @@ def fixes_used(attempts: tuple[Attempt, ...]) -> int:
 
 
 class E2EStep:
+    """Runs a plan's E2E step and its fix loop, saving the state as it goes."""
+
     def __init__(self, run: RunServices, invoker: Invoker) -> None:
         self.run = run
         self.invoker = invoker

@@ -83,6 +83,8 @@ def seconds_since(iso: str) -> float:
 
 @dataclass(frozen=True)
 class OpenQuestion:
+    """A question still waiting for its answer, with the run it belongs to."""
+
     project: str
     milestone: str
     plan: str
@@ -97,6 +99,8 @@ class OpenQuestion:
 
 @dataclass(frozen=True)
 class QuestionList:
+    """The machine's open questions, and the run states that could not be read."""
+
     questions: list[OpenQuestion]  # oldest first
     unreadable: list[str]  # a corrupt state file each, with what is wrong with it
 
@@ -128,6 +132,8 @@ def machine_questions() -> QuestionList:
 
 @dataclass(frozen=True)
 class AnswerReceipt:
+    """What `kinfra orch answer` saved: the question answered and the run state it went into."""
+
     milestone: str
     plan: str
     state_path: Path

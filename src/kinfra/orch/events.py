@@ -11,6 +11,8 @@ from kinfra.orch.state import Attempt, Question, TaskStatus
 
 
 class EventKind(str, Enum):
+    """What a run event reports."""
+
     NOTE = "note"
     TASK_START = "task_start"  # an agent attempt starts (a task's, the E2E's, a fix's)
     PROGRESS = "progress"  # the attempt's live figures
@@ -23,6 +25,8 @@ class EventKind(str, Enum):
 
 @dataclass(frozen=True)
 class RunEvent:
+    """One thing a run tells its caller while it goes on."""
+
     kind: EventKind
     task_id: str | None = None
     message: str = ""

@@ -68,6 +68,8 @@ def session_tokens(attempts: Sequence[Attempt], session_id: str | None) -> dict[
 
 
 class Invoker:
+    """Makes a run's agent attempts: the request, the span, the state saved as it goes."""
+
     def __init__(self, run: RunServices) -> None:
         self.run = run
 

@@ -71,6 +71,8 @@ def label_name(key: str) -> str:
 
 @dataclass
 class _Histogram:
+    """One histogram series, summed over telemetry records: buckets, count and sum."""
+
     bounds: tuple[float, ...]
     buckets: list[float]  # per bucket, not cumulative; one more than bounds (+Inf)
     count: float = 0.0
@@ -96,6 +98,8 @@ class _Histogram:
 
 @dataclass
 class _Family:
+    """One metric of the page, with its series by labels (values, or histograms)."""
+
     name: str  # the Prometheus name
     source: str  # the OpenTelemetry name
     histogram: bool
@@ -105,6 +109,8 @@ class _Family:
 
 @dataclass
 class _FileCursor:
+    """How far a telemetry file was read, and its last line while incomplete."""
+
     offset: int = 0
     pending: bytes = b""  # a last line not yet complete
 
@@ -265,6 +271,8 @@ def serve(
     """Serve ``/metrics`` at ``address`` until interrupted."""
 
     class Handler(BaseHTTPRequestHandler):
+        """Serves the metrics page at ``/metrics``."""
+
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != "/metrics":
                 self.send_error(404, "only /metrics is served")

@@ -25,6 +25,8 @@ NOTIFY_TIMEOUT = 30.0  # seconds; a hung notifier is stopped, the run goes on
 
 
 class Event(str, Enum):
+    """What a notification is sent for (``KINFRA_EVENT``)."""
+
     QUESTION = "question"  # a human must answer (asked, blocked, attempts or fixes exhausted)
     LOOP = "loop_detected"
     TASK_FAILED = "task_failed"
@@ -34,6 +36,8 @@ class Event(str, Enum):
 
 @dataclass(frozen=True)
 class Notice:
+    """One notification: the event and the run it is about, as the notify command gets it."""
+
     event: Event
     project: str
     milestone: str

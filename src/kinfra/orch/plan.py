@@ -49,6 +49,8 @@ _KNOWN_FIELDS = {
 
 @dataclass(frozen=True)
 class Criterion:
+    """One acceptance criterion of a task: its text, whether it is checked, its line."""
+
     text: str
     checked: bool
     line: int
@@ -56,6 +58,8 @@ class Criterion:
 
 @dataclass(frozen=True)
 class E2ESection:
+    """An E2E section of the plan: in a task, or of the whole plan."""
+
     name: str
     text: str
     line: int
@@ -64,6 +68,8 @@ class E2ESection:
 
 @dataclass(frozen=True)
 class Task:
+    """A task section of the plan (``## Task N.M: Title``) and its labelled fields."""
+
     id: str
     title: str
     line: int  # of its heading, 1-based
@@ -81,6 +87,8 @@ class Task:
 
 @dataclass(frozen=True)
 class PlanIssue:
+    """A problem found in a plan, with its line (0: no line)."""
+
     line: int
     message: str
 
@@ -90,6 +98,8 @@ class PlanIssue:
 
 @dataclass(frozen=True)
 class Plan:
+    """A parsed milestone plan: its tasks, E2E sections and warnings."""
+
     milestone: str
     title: str
     source: str  # the file name, for messages
@@ -209,6 +219,8 @@ def parse_plan(text: str, filename: str) -> Plan:
 
 @dataclass
 class _Structure:
+    """A plan's skeleton: its headings outside code, which lines are code, the problems found."""
+
     headings: list[tuple[int, int, str]]  # (index, level, text) outside code
     in_code: list[bool]  # per line: inside a fenced block (fence lines included)
     issues: list[PlanIssue]

@@ -60,6 +60,8 @@ def output_tail(output: str, lines: int = 40) -> str:
 
 
 class Verdict(str, Enum):
+    """What follows a failed attempt: another attempt, or a human (a loop, attempts used up)."""
+
     RETRY = "retry"
     LOOP = "loop"  # the same failure twice in a row: ask a human
     EXHAUSTED = "exhausted"  # max_attempts failed attempts: ask a human
@@ -67,6 +69,8 @@ class Verdict(str, Enum):
 
 @dataclass(frozen=True)
 class Decision:
+    """The retry policy's verdict on a task, the count behind it, and the question for a human."""
+
     verdict: Verdict
     used: int  # failed attempts counted against the budget
     allowed: int

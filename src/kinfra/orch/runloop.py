@@ -72,6 +72,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RunOptions:
+    """What `kinfra orch run` / `resume` was told on its command line."""
+
     plan_path: Path
     workdir: Path | None = None
     agent: str | None = None
@@ -89,6 +91,8 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class RunSummary:
+    """How a run ended: its state, the tasks it attempted, where it stopped, notes and timings."""
+
     milestone: str
     run_id: str
     state_path: Path

@@ -27,6 +27,8 @@ Confirmer = Callable[[str], bool]  # yes/no on the terminal (--confirm-fixes)
 
 @dataclass
 class RunServices:
+    """What every step of a run shares: context, plan, agent, telemetry, state, events, terminal."""
+
     ctx: RunContext
     plan: Plan
     agent: Agent

@@ -25,6 +25,8 @@ _KIND = "run state"
 
 
 class TaskStatus(str, Enum):
+    """Where a task stands in its run."""
+
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
@@ -34,6 +36,8 @@ class TaskStatus(str, Enum):
 
 
 class AttemptKind(str, Enum):
+    """What an agent attempt was for: a task, the E2E step, or a fix after a failed E2E."""
+
     TASK = "task"
     E2E = "e2e"  # the agent runs the plan's E2E section
     FIX = "fix"  # the agent fixes what a failed E2E showed
@@ -45,6 +49,8 @@ def now_iso() -> str:
 
 @dataclass(frozen=True)
 class Attempt:
+    """One agent attempt, as the run state keeps it: session, process, outcome, cost, summary."""
+
     number: int
     session_id: str | None
     started: str
@@ -91,6 +97,8 @@ class RunLimits:
 
 
 class QuestionKind(str, Enum):
+    """Why a run stopped for a human."""
+
     NEEDS_HUMAN = "needs_human"  # the agent asked
     BLOCKED = "blocked"  # the agent reported itself blocked
     LOOP = "loop"  # the same failure twice in a row
@@ -123,6 +131,8 @@ class Question:
 
 
 class E2EStatus(str, Enum):
+    """Where a run's E2E step stands."""
+
     PENDING = "pending"
     RUNNING = "running"
     PASSED = "passed"
@@ -131,6 +141,8 @@ class E2EStatus(str, Enum):
 
 
 class E2EResult(str, Enum):
+    """The verdict of one E2E run."""
+
     PASS = "pass"
     FAIL = "fail"
 
@@ -150,6 +162,8 @@ class E2ERun:
 
 @dataclass(frozen=True)
 class E2EState:
+    """The E2E step's record: its status, its runs, the agent's attempts (E2E runs and fixes)."""
+
     status: E2EStatus = E2EStatus.PENDING
     runs: tuple[E2ERun, ...] = ()
     attempts: tuple[Attempt, ...] = ()  # the agent's: E2E runs (kind e2e) and fixes (kind fix)
@@ -177,6 +191,8 @@ class E2EState:
 
 @dataclass(frozen=True)
 class TaskState:
+    """One task's record: its status and its attempts."""
+
     id: str
     title: str
     status: TaskStatus = TaskStatus.PENDING
@@ -219,6 +235,8 @@ class TaskState:
 
 @dataclass(frozen=True)
 class RunState:
+    """The run state of one milestone: its tasks, questions, E2E step and limits."""
+
     run_id: str
     milestone: str
     plan_path: str

@@ -16,6 +16,8 @@ from enum import Enum
 
 
 class AgentStatus(str, Enum):
+    """What the agent's STATUS line says."""
+
     DONE = "done"
     NEEDS_HUMAN = "needs_human"
     BLOCKED = "blocked"
@@ -23,6 +25,8 @@ class AgentStatus(str, Enum):
 
 @dataclass(frozen=True)
 class StatusBlock:
+    """The STATUS / QUESTION / SUMMARY block at the end of the agent's final message."""
+
     status: AgentStatus
     question: str | None
     summary: str | None
@@ -76,6 +80,8 @@ def parse_status_block(final_text: str | None) -> StatusBlock | None:
 
 @dataclass(frozen=True)
 class E2EReport:
+    """The ``E2E: pass | fail`` verdict and ``EVIDENCE:`` ending an agent-run E2E."""
+
     passed: bool
     evidence: str | None
 

@@ -61,6 +61,8 @@ def judge(result: AgentResult) -> tuple[TaskStatus, str | None]:
 
 
 class TaskRunner:
+    """Runs one task, attempt after attempt, until it is done or a human is needed."""
+
     def __init__(self, run: RunServices, invoker: Invoker) -> None:
         self.run = run
         self.invoker = invoker

@@ -110,6 +110,8 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 
 class JsonlSpanExporter(SpanExporter):
+    """Writes finished spans as JSON lines to the run's telemetry file."""
+
     def __init__(self, path: Path) -> None:
         self._file = _JsonlFile(path)
 

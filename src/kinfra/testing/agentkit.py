@@ -96,6 +96,8 @@ def agent_leftovers(prefix: str) -> list[str]:
 
 @dataclass(frozen=True)
 class AgentProject:
+    """A test project whose impl worktrees have their slots up, and its agent image."""
+
     repo: Path
     prefix: str
     worktrees: tuple[Path, ...]  # impl worktrees, each with its slot up

@@ -26,6 +26,8 @@ from kinfra.testing.gitrepo import git
 
 @dataclass(frozen=True)
 class World:
+    """One provisioned project with a target of every kind (see ``make_world``)."""
+
     root: Path  # the temp dir holding everything
     repo: Path  # the main checkout
     home: Path  # its KINFRA_HOME

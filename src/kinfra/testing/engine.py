@@ -48,6 +48,8 @@ _PORT = 2376
 
 @dataclass(frozen=True)
 class SecondEngine:
+    """A running second Docker engine, and the Docker context that reaches it."""
+
     name: str  # the namespace's and the context's name
     address: str  # the engine host's address (its side of the veth)
     root: Path

@@ -107,6 +107,8 @@ def _usage(inp: int, out: int) -> dict[str, Any]:
 
 
 class Session:
+    """One fake session: writes its stream-json events to stdout."""
+
     def __init__(self, session_id: str, cwd: str) -> None:
         self.session_id = session_id
         self.cwd = cwd

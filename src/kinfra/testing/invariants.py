@@ -22,6 +22,8 @@ from kinfra.testing.gitrepo import git
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a refused command must not touch, taken before it runs to compare after."""
+
     registry: bytes | None
     branches: frozenset[str]
     worktrees: frozenset[str]

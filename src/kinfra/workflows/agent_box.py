@@ -55,6 +55,8 @@ EXEC = "kinfra-agent-exec"  # the image's wrapper every command starts through
 
 @dataclass(frozen=True)
 class AgentTarget:
+    """An impl worktree of a project, and its agent container."""
+
     project: Project
     worktree: Candidate
     box: AgentBox
@@ -279,6 +281,8 @@ def passed_env(project: Project) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Removal:
+    """What removing an agent container did: the container, the volumes removed, those kept."""
+
     container: bool  # a container was removed
     volumes: tuple[str, ...]  # volumes removed
     kept: tuple[str, ...]  # `keep` volumes left in place

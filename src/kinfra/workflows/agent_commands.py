@@ -68,6 +68,8 @@ def shell_in_agent(project: Project, wanted: str | None, tty: bool) -> int:
 
 @dataclass(frozen=True)
 class ResetResult:
+    """What `kinfra agent reset` did: the new container, the worktree's branch, the volumes kept."""
+
     container: str
     branch: str
     kept: tuple[str, ...]  # volumes left as they were: the home and [agent] keep
@@ -139,6 +141,8 @@ def _refuse_unsaved(path: Path, branch: str) -> None:
 
 @dataclass(frozen=True)
 class AgentRow:
+    """One worktree's line of `kinfra agent status`."""
+
     worktree: str  # directory name
     path: Path
     slot: int | None

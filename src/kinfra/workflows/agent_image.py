@@ -34,6 +34,8 @@ _TAIL = 15
 
 @dataclass(frozen=True)
 class BuildResult:
+    """What `kinfra agent build` built and tagged."""
+
     image: str  # the content tag of the final image
     project_tag: str  # kinfra-agent/<project>:current
     built: tuple[str, ...]  # the images built now; empty: all were there already

@@ -39,6 +39,8 @@ STOP = "kinfra-agent-stop"  # the image's: signals a recorded process group insi
 
 @dataclass(frozen=True)
 class ContainerLauncher:
+    """A ``Launcher`` that runs each attempt in the worktree's agent container (``docker exec``)."""
+
     container: docker.ContainerInfo
     worktree: Path  # on the host; /workspace inside
     env: dict[str, str]  # forwarded settings and the agent's secrets, by name

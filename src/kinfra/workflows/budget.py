@@ -54,6 +54,8 @@ def slot_memory(config: Config, slot_id: int) -> int:
 
 @dataclass(frozen=True)
 class RunningSlot:
+    """A stack Docker reports running, with the memory its profile expects it to use."""
+
     project: str
     slot_id: int
     compose_project: str
@@ -67,6 +69,8 @@ class RunningSlot:
 
 @dataclass(frozen=True)
 class Usage:
+    """The machine's memory budget and what takes it: running stacks, admitted and queued starts."""
+
     budget_mb: int
     running: tuple[RunningSlot, ...]
     starting: tuple[Ticket, ...]

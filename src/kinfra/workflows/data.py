@@ -34,6 +34,8 @@ def golden_dir(project: Project) -> Path:
 
 @dataclass(frozen=True)
 class SnapshotReport:
+    """What `kinfra sandbox snapshot` saved: the slot, the golden data's dir, each volume's size."""
+
     slot_id: int
     directory: Path
     volumes: dict[str, int]  # compose volume key -> bytes saved
@@ -102,6 +104,8 @@ def golden_volumes(project: Project) -> list[str]:
 
 @dataclass
 class ResetReport:
+    """What a reset did with each of a slot's named volumes."""
+
     restored: list[str] = field(default_factory=list)  # from the golden data
     emptied: list[str] = field(default_factory=list)  # removed: the stack creates them afresh
 

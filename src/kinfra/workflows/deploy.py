@@ -48,6 +48,8 @@ from kinfra.workflows.start import Progress
 
 @dataclass(frozen=True)
 class DeployReport:
+    """What a deploy, promote or rollback did on its target."""
+
     action: Action
     target: DeployTarget
     engine: Engine

@@ -21,6 +21,8 @@ from kinfra.errors import DeployError, KinfraError
 
 @dataclass(frozen=True)
 class Engine:
+    """A target's engine as its Docker context reaches it, and where its ports are reached."""
+
     context: str
     endpoint: str  # the context's docker endpoint: tcp://host:2376, ssh://user@host...
     address: str  # where the target's published ports are reached

@@ -37,6 +37,8 @@ def discard(repo: Path, path: Path) -> None:
 
 @dataclass(frozen=True)
 class Service:
+    """A service of the deployed compose files: its image name, and whether it is built."""
+
     name: str
     image: str | None  # the compose file's image name
     builds: bool  # has a build section

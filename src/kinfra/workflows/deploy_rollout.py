@@ -51,6 +51,8 @@ class Rollout:
 
 @dataclass(frozen=True)
 class Started:
+    """A release started on the target: whether it passed its gate, and what was seen."""
+
     ok: bool
     checks: list[CheckResult]
     failed: list[str]  # "api: status 404 (expected 200) after 5s", "containers: backend unhealthy"

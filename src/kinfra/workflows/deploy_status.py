@@ -22,6 +22,8 @@ from kinfra.workflows.deploy_engine import (
 
 @dataclass(frozen=True)
 class TargetStatus:
+    """What `kinfra deploy status` shows of one target."""
+
     target: DeployTarget
     endpoint: str  # the engine the context reaches ("" when unknown)
     problem: str  # why the engine could not be asked ("" when it could)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DoneReads:
+    """`kinfra done`'s read-only questions to git and Docker, being answered on threads."""
+
     worktrees: Background[list[git.WorktreeEntry]]
     base: Background[str | None]  # what unpushed work is measured against (git.default_base)
     agent_boxes: Background[set[tuple[str, str]]]  # (project, container) of agent volumes

@@ -17,6 +17,8 @@ from kinfra.project import Project, find_project
 
 @dataclass(frozen=True)
 class InstanceStatus:
+    """The detected instance (`kinfra status`) and its containers' state."""
+
     instance: Instance
     containers: list[compose.ContainerState]
     note: str | None  # when Docker could not be asked

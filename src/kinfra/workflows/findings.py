@@ -14,6 +14,8 @@ from kinfra.project import Project
 
 
 class FindingKind(str, Enum):
+    """Which invariant a doctor finding says is broken."""
+
     STALE_CLAIM = "stale claim"
     RUNNING_UNCLAIMED = "running without claim"
     UNKNOWN_STACK = "unknown slot stack"
@@ -32,6 +34,8 @@ class FindingKind(str, Enum):
 
 
 class Fix(str, Enum):
+    """Whether --fix repaired a finding."""
+
     NOT_TRIED = ""
     FIXED = "fixed"
     FAILED = "failed"
@@ -39,6 +43,8 @@ class Fix(str, Enum):
 
 @dataclass
 class Finding:
+    """One broken invariant `kinfra doctor` found, with advice and whether --fix repaired it."""
+
     kind: FindingKind
     message: str
     advice: str = ""
@@ -57,6 +63,8 @@ class Finding:
 
 @dataclass
 class DoctorReport:
+    """What one `kinfra doctor` run found, and its notes."""
+
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

@@ -19,6 +19,8 @@ from kinfra.domain.slot import Slot
 
 
 class Outcome(str, Enum):
+    """How one gate check ended."""
+
     PASSED = "passed"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -26,6 +28,8 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One gate check: what it probed, how it ended and why, how long it took."""
+
     name: str
     target: str  # the URL or host:port probed
     outcome: Outcome

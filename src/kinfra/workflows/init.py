@@ -28,6 +28,8 @@ COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-c
 
 @dataclass(frozen=True)
 class InitResult:
+    """What `kinfra init` wrote (or would write), and the guesses to review."""
+
     path: Path  # where the config is (or, with --dry-run, would be) written
     text: str  # the generated TOML
     notes: list[str]  # guesses the user should review

@@ -43,6 +43,8 @@ _GENERATED = (
 
 @dataclass(frozen=True)
 class LocalProd:
+    """A project's registered local-prod: its clone, the clone's config, and slot 0."""
+
     project: str
     config: Config
     slot: Slot  # slot 0 of the clone's config
@@ -208,6 +210,8 @@ def down(cwd: Path | None = None, store: RegistryStore | None = None) -> LocalPr
 
 @dataclass(frozen=True)
 class LocalProdStatus:
+    """local-prod's containers and URLs (`kinfra local-prod status`)."""
+
     local_prod: LocalProd
     containers: list[compose.ContainerState]
     urls: dict[str, str]
@@ -239,6 +243,8 @@ def shell(cwd: Path | None, service: str | None, interactive: bool) -> int:
 
 @dataclass(frozen=True)
 class DestroyReport:
+    """What `kinfra local-prod destroy` removed; the clone itself is never touched."""
+
     project: str
     clone: Path
     removed: list[Path]

@@ -21,6 +21,8 @@ from kinfra.project import slot_of
 
 @dataclass
 class MachineProjects:
+    """The config of every registered project, and why the others could not be read."""
+
     configs: dict[str, Config] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)  # name -> why
 
@@ -45,6 +47,8 @@ def load_projects(registry: Registry, skip: str | None = None) -> MachineProject
 
 @dataclass(frozen=True)
 class PortEntry:
+    """One host port a project's slot reserves."""
+
     project: str
     slot_id: int
     name: str
@@ -107,12 +111,16 @@ def machine_reservations(registry: Registry, skip: str) -> tuple[dict[int, str],
 
 @dataclass(frozen=True)
 class PortStatus:
+    """A reserved port, and whether something listens on it."""
+
     entry: PortEntry
     listening: bool
 
 
 @dataclass
 class PortsReport:
+    """Every port reserved on the machine (`kinfra ports`), and notes."""
+
     ports: list[PortStatus]
     notes: list[str]
 

@@ -57,6 +57,8 @@ def stop_slot(
 
 @dataclass(frozen=True)
 class SlotView:
+    """One slot of `kinfra sandbox slots`: its record, what Docker reports, its memory."""
+
     slot: Slot
     record: SlotRecord
     live: str  # what Docker reports now: running(3), exited(2), stopped, unknown
@@ -73,6 +75,8 @@ class SlotView:
 
 @dataclass
 class SlotListing:
+    """Every slot of a project (`kinfra sandbox slots`), and the machine's memory budget."""
+
     views: list[SlotView] = field(default_factory=list)
     note: str | None = None  # when Docker could not be asked
     memory: Usage | None = None  # the machine's budget, None when it is unknown
@@ -154,6 +158,8 @@ def _usage_or_nothing(compose_projects: list[str]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SlotStatusReport:
+    """One slot and its containers (`kinfra sandbox status`)."""
+
     slot: Slot
     record: SlotRecord
     containers: list[compose.ContainerState]

@@ -28,6 +28,8 @@ from kinfra.workflows.slot_files import write_slot_files
 
 @dataclass
 class ProvisionReport:
+    """What `kinfra sandbox provision` did (or, with --dry-run, would do) to each slot."""
+
     dry_run: bool
     created: list[int] = field(default_factory=list)
     refreshed: list[int] = field(default_factory=list)

@@ -54,6 +54,8 @@ def require_shared(config: Config) -> Path | None:
 
 @dataclass
 class InitSharedReport:
+    """What `kinfra init-shared` created and copied, and what it found there already."""
+
     root: Path
     created: list[str] = field(default_factory=list)  # dirs made now
     existing: list[str] = field(default_factory=list)  # dirs already there

@@ -32,6 +32,8 @@ FORMATS = ("yaml", "json")
 
 @dataclass(frozen=True)
 class MergedConfig:
+    """The merged compose configuration a slot runs (`kinfra sandbox config`), secrets redacted."""
+
     slot: Slot
     code_dir: Path
     claimed: bool  # False: what a claim by this checkout would mount

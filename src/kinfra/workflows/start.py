@@ -50,6 +50,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class StartReport:
+    """A started slot: the code it mounts, its URLs, its gate checks."""
+
     slot: Slot
     code_dir: Path
     urls: dict[str, str]

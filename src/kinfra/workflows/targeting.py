@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Target:
+    """The slot a sandbox command acts on, and the worktree whose claim chose it."""
+
     slot_id: int
     worktree: Path | None  # the worktree whose claim decided it; None for --slot
     note: str | None = None  # something the user should know (a rewritten .env.sandbox)
@@ -98,6 +100,8 @@ def _no_slot_error(here: Path) -> KinfraError:
 
 @dataclass(frozen=True)
 class UpResult:
+    """What `kinfra sandbox up` started, and whether a worktree got a slot again."""
+
     report: StartReport
     reclaimed: bool  # an impl worktree without a claim got a slot again
     note: str | None

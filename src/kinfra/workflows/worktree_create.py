@@ -59,6 +59,8 @@ def _quiet(_: str) -> None:
 
 @dataclass(frozen=True)
 class SpecResult:
+    """What `kinfra spec` made: the worktree, its branch, the design dir."""
+
     path: Path
     branch: str
     branch_created: bool
@@ -84,12 +86,16 @@ def spec(project: Project, feature: str) -> SpecResult:
 
 @dataclass(frozen=True)
 class SetupOutcome:
+    """How the [worktree] setup command ended."""
+
     command: str
     returncode: int
 
 
 @dataclass
 class ImplResult:
+    """What `kinfra impl` did: the worktree, its branch and slot, copied files, setup, session."""
+
     path: Path
     branch: str
     branch_created: bool

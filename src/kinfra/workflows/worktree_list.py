@@ -17,6 +17,8 @@ from kinfra.workflows.worktrees import candidates
 
 @dataclass(frozen=True)
 class WorktreeView:
+    """One line of `kinfra worktrees`."""
+
     name: str
     kind: WorktreeKind
     branch: str

@@ -249,6 +249,8 @@ def resolve(
 
 @dataclass
 class DoneResult:
+    """What `kinfra done` did to the slot, the worktree and the branch, and its notes."""
+
     path: Path
     slot_id: int | None
     stopped: bool

@@ -19,6 +19,8 @@ from kinfra.orch.status_block import StatusBlock, parse_status_block
 
 
 class AgentOutcome(str, Enum):
+    """How an agent attempt ended, as its adapter read it from the output and the exit."""
+
     SUCCESS = "success"  # the agent finished its turn normally
     ERROR = "error"  # the agent reported an error (error_during_execution...)
     API_ERROR = "api_error"  # an API failure (is_error with subtype success): retryable
@@ -33,6 +35,8 @@ class AgentOutcome(str, Enum):
 
 @dataclass(frozen=True)
 class AgentRequest:
+    """One attempt to ask of an agent: the prompt, where it runs, its limits and its session."""
+
     prompt: str
     workdir: Path
     max_turns: int
@@ -71,6 +75,8 @@ class AgentProgress:
 
 @dataclass(frozen=True)
 class AgentResult:
+    """What an agent attempt came to: outcome, session, turns, cost, tokens, final text, STATUS."""
+
     outcome: AgentOutcome
     session_id: str | None
     turns: int | None
@@ -94,10 +100,14 @@ class AgentResult:
 
 
 class ProgressCallback(Protocol):
+    """Receives an attempt's progress while the agent runs."""
+
     def __call__(self, progress: AgentProgress) -> None: ...
 
 
 class Agent(Protocol):
+    """A headless coding agent: runs one attempt of a request and returns its result."""
+
     name: str
     provider: str  # gen_ai.provider.name: anthropic, openai, ...
     chooses_session_id: bool  # whether AgentRequest.new_session is honoured

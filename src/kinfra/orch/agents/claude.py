@@ -231,6 +231,8 @@ def _max_turns(result: dict[str, Any]) -> bool:
 
 
 class ClaudeAgent:
+    """Claude Code, run as ``claude -p --output-format stream-json``."""
+
     name = "claude"
     provider = "anthropic"
     chooses_session_id = True

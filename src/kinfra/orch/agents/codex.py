@@ -50,6 +50,8 @@ _RECONNECT = re.compile(r"Reconnecting\.\.\. (\d+)/(\d+)(?: \(unexpected status 
 
 @dataclass
 class CodexStream:
+    """The state of one ``codex exec --json`` stream, fed line by line."""
+
     session_id: str | None = None
     turns: int = 0
     completed: bool = False
@@ -126,6 +128,8 @@ class CodexStream:
 
 
 class CodexAgent:
+    """The OpenAI Codex CLI, run as ``codex exec --json``."""
+
     name = "codex"
     provider = "openai"
     chooses_session_id = False

@@ -29,6 +29,8 @@ _FINAL_LINES = 200
 
 
 class CommandAgent:
+    """Any other agent program, from [orchestrator] command: its exit code is the outcome."""
+
     name = "command"
     provider = "unknown"
     chooses_session_id = False

@@ -97,6 +97,8 @@ def _user_texts(messages: Iterable[Any]) -> list[str]:
 
 @dataclass
 class _Script:
+    """The steps a script answers with, in order, and how many were used."""
+
     key: str | None
     steps: list[Step]
     position: int = 0
@@ -113,6 +115,8 @@ class _Script:
 
 @dataclass
 class _State:
+    """What the server's threads share: the scripts, the recorded requests, the lock."""
+
     scripts: list[_Script] = field(default_factory=list)
     recorded: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -203,6 +207,8 @@ class ModelServer:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """The threading HTTP server, holding the shared state for its handlers."""
+
     daemon_threads = True
     allow_reuse_address = True
 
@@ -216,6 +222,8 @@ _INJECTED = re.compile(r"<(system-reminder|environment_context)>.*?</\1>", re.S)
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """Answers each request with its script's next step (or refuses it), and records it."""
+
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
 

@@ -16,6 +16,8 @@ OUTPUT_TOKENS = 20
 
 @dataclass(frozen=True, kw_only=True)
 class Step:
+    """One answer to one model request (the base of every kind of step)."""
+
     delay: float = 0.0  # seconds before the answer starts
 
 
