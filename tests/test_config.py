@@ -45,6 +45,35 @@ def test_the_shop_example_is_valid() -> None:
     assert [c.name for c in config.checks] == ["db", "api"]
     assert config.checks[1].type is CheckType.HTTP and config.checks[1].needs == ("db",)
     assert config.mounts[0].read_only is True
+    config.check_all_sections()
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "needle"),
+    [
+        ('[worktree]\ncopy = ["../secrets.env"]\n', "worktree", "[worktree] copy"),
+        ('[session]\ncomand = "claude"\n', "session", "[session] comand: unknown key"),
+        ("[orchestrator]\nmax_turns = 0\n", "orchestrator", "[orchestrator] max_turns"),
+        ('[agent]\nbase_image = "has space"\n', "agent", "[agent] base_image"),
+    ],
+)
+def test_a_section_read_when_used_names_its_mistake_when_read_and_in_the_full_check(
+    tmp_path: Path, text: str, section: str, needle: str
+) -> None:
+    path = tmp_path / "kinfra.toml"
+    path.write_text(MINIMAL + PORTS + text)
+    config = load_config(path)  # what slots and ports need is fine
+    assert config.port("api").host_port(1) == 8001
+    with pytest.raises(ConfigError) as caught:
+        getattr(config, section)
+    assert_names(caught.value, needle)
+    with pytest.raises(ConfigError) as again:
+        config.check_all_sections()  # what `kinfra doctor` runs
+    assert again.value.message == caught.value.message
+
+
+def test_a_section_read_when_used_must_still_be_a_table(tmp_path: Path) -> None:
+    assert_names(load(tmp_path, 'orchestrator = "claude"\n' + MINIMAL), "orchestrator", "a table")
 
 
 def test_defaults_of_a_minimal_config(tmp_path: Path) -> None:

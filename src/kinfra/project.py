@@ -7,6 +7,7 @@ anything above them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,13 @@ class Project:
 def slot_of(config: Config, slot_id: int) -> Slot:
     """Slot ``slot_id`` of the project configured by ``config`` (0: local-prod)."""
     return plan_slot(config, slot_id, project_home(config.name))
+
+
+def slots_of(config: Config, slot_ids: Iterable[int]) -> list[Slot]:
+    """``slot_of`` for several slots of one project (the machine's port map
+    plans every slot of every project)."""
+    home = project_home(config.name)
+    return [plan_slot(config, slot_id, home) for slot_id in slot_ids]
 
 
 def find_project(cwd: Path | None = None) -> Project:

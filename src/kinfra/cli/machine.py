@@ -20,12 +20,12 @@ def ports_command(json_output: bool) -> None:
         render.print_json(
             [
                 {
-                    "project": p.entry.project,
-                    "slot": p.entry.slot_id,
-                    "name": p.entry.name,
-                    "port": p.entry.port,
-                    "listening": p.listening,
-                    "until_restart": p.entry.until_restart,
+                    "project": p.project,
+                    "slot": p.slot_id,
+                    "name": p.name,
+                    "port": p.port,
+                    "listening": p in report.listening,
+                    "until_restart": p.until_restart,
                 }
                 for p in report.ports
             ]
@@ -33,11 +33,11 @@ def ports_command(json_output: bool) -> None:
     elif report.ports:
         rows = [
             [
-                p.entry.project,
-                "local-prod" if p.entry.slot_id == 0 else str(p.entry.slot_id),
-                p.entry.name + (" (until restart)" if p.entry.until_restart else ""),
-                str(p.entry.port),
-                "yes" if p.listening else "-",
+                p.project,
+                "local-prod" if p.slot_id == 0 else str(p.slot_id),
+                p.name + (" (until restart)" if p.until_restart else ""),
+                str(p.port),
+                "yes" if p in report.listening else "-",
             ]
             for p in report.ports
         ]

@@ -12,18 +12,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinfra.domain.config_agent import AgentSandbox, AgentSettings, parse_agent
 from kinfra.domain.memory import parse_size
 from kinfra.errors import ConfigError
 
 if TYPE_CHECKING:
+    from kinfra.domain.config_agent import AgentSettings
     from kinfra.domain.config_deploy import DeployTarget
-    from kinfra.domain.config_policy import RunPolicy
+    from kinfra.domain.config_orch import OrchestratorSettings
+    from kinfra.domain.config_worktree import SessionSettings, WorktreeSettings
 
 CONFIG_FILE = "kinfra.toml"
+# Read when a command first needs them (``Config.later``).
+LATER_SECTIONS = ("worktree", "session", "orchestrator", "agent")
 
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -134,40 +138,6 @@ class SandboxSettings:
 
 
 @dataclass(frozen=True)
-class WorktreeSettings:
-    """[worktree]: files copied into a new impl worktree, and the setup command run there."""
-
-    copy: tuple[str, ...]
-    setup: str | None
-
-
-@dataclass(frozen=True)
-class SessionSettings:
-    """[session]: the command `kinfra impl --session` runs in the worktree's session."""
-
-    command: str
-
-
-@dataclass(frozen=True)
-class OrchestratorSettings:
-    """[orchestrator]: which agent runs plans, with what limits, check, permissions and policy."""
-
-    agent: str
-    max_turns: int
-    task_timeout: float
-    idle_timeout: float
-    model: str | None
-    check: str | None
-    commit: bool
-    allowed_tools: tuple[str, ...]
-    skip_permissions: bool
-    command: tuple[str, ...]  # argv of the generic command agent
-    prompt_via: str  # "stdin" or "arg", for the generic command agent
-    policy: RunPolicy  # retries, API backoff, E2E, notifications (domain/config_policy.py)
-    sandbox: AgentSandbox = AgentSandbox.HOST  # where each attempt runs
-
-
-@dataclass(frozen=True)
 class Config:
     """A project's kinfra.toml, parsed and validated."""
 
@@ -184,12 +154,46 @@ class Config:
     profiles: Mapping[Profile, ProfileSpec]
     shared: tuple[SharedDir, ...]
     secrets: Mapping[str, str]
-    worktree: WorktreeSettings
-    session: SessionSettings
-    orchestrator: OrchestratorSettings
     env: Mapping[str, str] = field(default_factory=dict)
     deploy: Mapping[str, DeployTarget] = field(default_factory=dict)  # [deploy.<target>]
-    agent: AgentSettings = field(default_factory=AgentSettings)
+    # [worktree], [session], [orchestrator] and [agent] as written: each is
+    # checked, and becomes its record, when a command first reads it. Most
+    # commands never do, and their modules and records are a good part of a
+    # command's start-up (`kinfra ports` reads every project's config).
+    # `kinfra doctor` checks them all (``check_all_sections``).
+    later: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def worktree(self) -> WorktreeSettings:
+        from kinfra.domain.config_worktree import parse_worktree
+
+        return parse_worktree(self._later_table("worktree"))
+
+    @cached_property
+    def session(self) -> SessionSettings:
+        from kinfra.domain.config_worktree import parse_session
+
+        return parse_session(self._later_table("session"))
+
+    @cached_property
+    def orchestrator(self) -> OrchestratorSettings:
+        from kinfra.domain.config_orch import parse_orchestrator
+
+        return parse_orchestrator(self._later_table("orchestrator"))
+
+    @cached_property
+    def agent(self) -> AgentSettings:
+        from kinfra.domain.config_agent import parse_agent
+
+        return parse_agent(self._later_table("agent"), self.secrets)
+
+    def check_all_sections(self) -> None:
+        """Check the sections read only when used; raises their ConfigError."""
+        for section in LATER_SECTIONS:
+            getattr(self, section)
+
+    def _later_table(self, section: str) -> _Table:
+        return _Table(self.path, section, self.later.get(section, {}))
 
     @property
     def root(self) -> Path:
@@ -366,20 +370,7 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     secrets = _parse_env_table(top.table("secrets"), secret=True)
     env = _parse_env_table(top.table("env"))
 
-    worktree_t = top.table("worktree")
-    worktree = WorktreeSettings(
-        copy=worktree_t.str_list("copy", ()), setup=worktree_t.text("setup", None)
-    )
-    for item in worktree.copy:
-        if item.startswith("/") or ".." in Path(item).parts:
-            raise worktree_t.error("copy", f"{item!r} must be a path inside the repository")
-    worktree_t.done()
-
-    session_t = top.table("session")
-    session = SessionSettings(command=session_t.text("command", "claude"))
-    session_t.done()
-
-    orchestrator = _parse_orchestrator(top.table("orchestrator"))
+    later = {section: top.table(section).data for section in LATER_SECTIONS}
     deploy_t = top.table("deploy")
     deploy: Mapping[str, DeployTarget] = {}
     if deploy_t.data:  # its module and records only for a project that deploys somewhere
@@ -392,7 +383,6 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
             port_names=port_names,
             wait_timeout=sandbox.wait_timeout,
         )
-    agent = parse_agent(top.table("agent"), secrets)
     top.done()
 
     return Config(
@@ -409,12 +399,9 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
         profiles=profiles,
         shared=shared,
         secrets=secrets,
-        worktree=worktree,
-        session=session,
-        orchestrator=orchestrator,
         env=env,
         deploy=deploy,
-        agent=agent,
+        later=later,
     )
 
 
@@ -631,36 +618,3 @@ def _type_name(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "a value of another type"
-
-
-def _parse_orchestrator(t: _Table) -> OrchestratorSettings:
-    from kinfra.domain.config_policy import parse_policy  # imports this module
-
-    prompt_via = t.text("prompt_via", "stdin")
-    if prompt_via not in ("stdin", "arg"):
-        raise t.error("prompt_via", f"expected 'stdin' or 'arg', got {prompt_via!r}")
-    settings = OrchestratorSettings(
-        agent=t.text("agent", "claude"),
-        max_turns=t.integer("max_turns", 50, minimum=1),
-        task_timeout=t.number("task_timeout", 3600),
-        idle_timeout=t.number("idle_timeout", 600),
-        model=t.text("model", None),
-        check=t.text("check", None),
-        commit=t.flag("commit", False),
-        allowed_tools=t.str_list("allowed_tools", ()),
-        skip_permissions=t.flag("skip_permissions", False),
-        command=t.str_list("command", ()),
-        prompt_via=prompt_via,
-        sandbox=_sandbox(t),
-        policy=parse_policy(t),
-    )
-    t.done()
-    return settings
-
-
-def _sandbox(t: _Table) -> AgentSandbox:
-    value = t.text("sandbox", AgentSandbox.HOST.value)
-    try:
-        return AgentSandbox(value)
-    except ValueError:
-        raise t.error("sandbox", f"expected 'host' or 'container', got {value!r}") from None

@@ -17,6 +17,7 @@ import functools
 import math
 import types
 import typing
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -37,53 +38,99 @@ def build(cls: type[T], data: object, where: str = "") -> T:
 
 
 def _convert(kind: Any, value: object, where: str) -> Any:
+    return _converter(kind)(value, where)
+
+
+Converter = Callable[[object, str], Any]
+
+
+@functools.cache
+def _converter(kind: Any) -> Converter:
+    """The checking function of one declared type, worked out once per type:
+    a registry of 60 slots reads hundreds of values of a handful of types."""
     origin = typing.get_origin(kind)
     if origin in (Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
+        return _union(typing.get_args(kind))
+    if origin in (tuple, list):
+        return _sequence(origin, typing.get_args(kind)[0])
+    if origin is dict:
+        return _mapping(*typing.get_args(kind))
+    if kind is Any:
+        return _any
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        return functools.partial(_record, kind)
+    if kind is Path:
+        return _path
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return functools.partial(_enum, kind)
+    if kind in _NAMES or kind is type(None):
+        return functools.partial(_scalar, kind)
+    raise TypeError(f"jsonshape cannot check {kind!r}")  # a record declared an unknown type
+
+
+def _union(options: tuple[Any, ...]) -> Converter:
+    nullable = type(None) in options
+    choices = [_converter(option) for option in options if option is not type(None)]
+
+    def convert(value: object, where: str) -> Any:
+        if value is None and nullable:
             return None
         errors = []
-        for option in options:
-            if option is type(None):
-                continue
+        for choice in choices:
             try:
-                return _convert(option, value, where)
+                return choice(value, where)
             except ShapeError as exc:
                 errors.append(str(exc))
         raise ShapeError(
             errors[0] if len(errors) == 1 else f"{where}: {_shown(value)} fits no type"
         )
-    if origin in (tuple, list):
+
+    return convert
+
+
+def _sequence(origin: type, item: Any) -> Converter:
+    convert_item = _converter(item)
+
+    def convert(value: object, where: str) -> Any:
         if not isinstance(value, list):
             raise ShapeError(f"{where}: expected a list, got {_shown(value)}")
-        (item,) = typing.get_args(kind)[:1]
-        items = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [convert_item(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if origin is dict:
+
+    return convert
+
+
+def _mapping(key_kind: Any, value_kind: Any) -> Converter:
+    convert_value = _converter(value_kind)
+
+    def convert(value: object, where: str) -> Any:
         if not isinstance(value, dict):
             raise ShapeError(f"{where}: expected an object, got {_shown(value)}")
-        key_kind, value_kind = typing.get_args(kind)
         return {
-            _key(key_kind, k, where): _convert(value_kind, v, f"{where}.{k}")
-            for k, v in value.items()
+            _key(key_kind, k, where): convert_value(v, f"{where}.{k}") for k, v in value.items()
         }
-    if kind is Any:
-        return value
-    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
-        return _record(kind, value, where)
-    if kind is Path:
-        # Every path kinfra stores is absolute: a relative one would resolve
-        # against whatever directory a command happens to run in.
-        if not isinstance(value, str) or not value or not Path(value).is_absolute():
-            raise ShapeError(f"{where}: expected an absolute path, got {_shown(value)}")
-        return Path(value)
-    if isinstance(kind, type) and issubclass(kind, Enum):
-        try:
-            return kind(value)
-        except ValueError:
-            known = ", ".join(str(m.value) for m in kind)
-            raise ShapeError(f"{where}: {_shown(value)} is not one of {known}") from None
-    return _scalar(kind, value, where)
+
+    return convert
+
+
+def _any(value: object, where: str) -> Any:
+    return value
+
+
+def _path(value: object, where: str) -> Path:
+    # Every path kinfra stores is absolute: a relative one would resolve
+    # against whatever directory a command happens to run in.
+    if not isinstance(value, str) or not value or not Path(value).is_absolute():
+        raise ShapeError(f"{where}: expected an absolute path, got {_shown(value)}")
+    return Path(value)
+
+
+def _enum(kind: type[Enum], value: object, where: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(str(m.value) for m in kind)
+        raise ShapeError(f"{where}: {_shown(value)} is not one of {known}") from None
 
 
 def _key(kind: Any, key: str, where: str) -> Any:
@@ -108,10 +155,8 @@ def _scalar(kind: Any, value: object, where: str) -> Any:
         value = float(value) if ok else value  # type: ignore[arg-type]
     elif kind is str:
         ok = isinstance(value, str)
-    elif kind is type(None):
+    else:  # NoneType
         ok = value is None
-    else:  # pragma: no cover - a record declared a type this module does not know
-        raise TypeError(f"jsonshape cannot check {kind!r} ({where})")
     if not ok:
         raise ShapeError(f"{where}: expected {_NAMES.get(kind, kind)}, got {_shown(value)}")
     return value
@@ -124,25 +169,25 @@ def _record(cls: type, value: object, where: str) -> Any:
     if not isinstance(value, dict):
         raise ShapeError(f"{where}: expected an object, got {_shown(value)}")
     values: dict[str, Any] = {}
-    for name, hint, required in _fields_of(cls):
+    for name, convert, required in _fields_of(cls):
         if name not in value:
             if required:
                 raise ShapeError(f"{where}: '{name}' is missing")
             continue
-        values[name] = _convert(hint, value[name], f"{where}.{name}")
+        values[name] = convert(value[name], f"{where}.{name}")
     return cls(**values)
 
 
 @functools.cache
-def _fields_of(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type, required) of each field set by ``__init__``: worked out
-    once per class, since resolving the type hints is the costly part of
-    reading a registry with many records."""
+def _fields_of(cls: type) -> tuple[tuple[str, Converter, bool], ...]:
+    """(name, checking function, required) of each field set by ``__init__``:
+    worked out once per class (at its first value, so that records may refer
+    to each other), since resolving the type hints is the costly part."""
     hints = typing.get_type_hints(cls)
     return tuple(
         (
             field.name,
-            hints[field.name],
+            _converter(hints[field.name]),
             field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING,
         )
         for field in dataclasses.fields(cls)

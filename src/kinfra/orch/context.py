@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kinfra.adapters import git
-from kinfra.domain.config import OrchestratorSettings, parse_config
+from kinfra.domain.config import parse_config
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.errors import NotInProjectError
 from kinfra.paths import project_home
 

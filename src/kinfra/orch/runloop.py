@@ -30,8 +30,8 @@ from pathlib import Path
 
 from kinfra.adapters.lock import RunLock, process_alive
 from kinfra.adapters.process import HOST, Launcher, stop_group
-from kinfra.domain.config import OrchestratorSettings
 from kinfra.domain.config_agent import AgentSandbox
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.errors import NeedsHumanError, OrchestratorError, TaskFailedError
 from kinfra.orch.agents import make_agent
 from kinfra.orch.agents.base import Agent

@@ -11,7 +11,7 @@ from pathlib import Path
 from kinfra.adapters.process import HOST, Launch, Launcher
 from kinfra.adapters.runner import Result
 from kinfra.adapters.runner import run as run_command
-from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.domain.config_policy import RunPolicy
 from kinfra.orch.agents.base import Agent
 from kinfra.orch.context import RunContext

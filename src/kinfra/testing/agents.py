@@ -45,7 +45,7 @@ from kinfra.domain.agent_pins import (
     CODEX_PACKAGE,
     CODEX_VERSION,
 )
-from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.orch.agents.base import AgentRequest
 from kinfra.orch.context import default_settings
 

@@ -16,7 +16,7 @@ from kinfra.adapters.registry import Registry
 from kinfra.domain.config import CONFIG_FILE, Config, load_config
 from kinfra.domain.slot import LOCAL_PROD_SLOT
 from kinfra.errors import KinfraError
-from kinfra.project import slot_of
+from kinfra.project import slots_of
 
 
 @dataclass
@@ -72,8 +72,8 @@ def port_map(registry: Registry, projects: MachineProjects) -> list[PortEntry]:
         record = registry.projects.get(name)
         provisioned = set(record.slots) if record is not None else set()
         slot_ids = sorted(set(range(LOCAL_PROD_SLOT, config.sandbox.pool_size + 1)) | provisioned)
-        for slot_id in slot_ids:
-            slot = slot_of(config, slot_id)
+        for slot in slots_of(config, slot_ids):
+            slot_id = slot.slot_id
             for port_name, port in slot.ports.items():
                 entries.append(PortEntry(name, slot_id, port_name, port, slot.check_host))
             held = record.slots.get(slot_id) if record is not None else None
@@ -109,19 +109,12 @@ def machine_reservations(registry: Registry, skip: str) -> tuple[dict[int, str],
     return reserved_ports(port_map(registry, projects)), notes
 
 
-@dataclass(frozen=True)
-class PortStatus:
-    """A reserved port, and whether something listens on it."""
-
-    entry: PortEntry
-    listening: bool
-
-
 @dataclass
 class PortsReport:
-    """Every port reserved on the machine (`kinfra ports`), and notes."""
+    """Every port reserved on the machine (`kinfra ports`), what listens, and notes."""
 
-    ports: list[PortStatus]
+    ports: list[PortEntry]
+    listening: frozenset[PortEntry]  # those something accepts connections on now
     notes: list[str]
 
 
@@ -130,4 +123,4 @@ def machine_ports(registry: Registry, probe: Callable[[int, str], bool] = listen
     projects = load_projects(registry)
     entries = port_map(registry, projects)
     notes = [f"{n}: ports unknown ({why})" for n, why in projects.unreadable.items()]
-    return PortsReport([PortStatus(e, probe(e.port, e.host)) for e in entries], notes)
+    return PortsReport(entries, frozenset(e for e in entries if probe(e.port, e.host)), notes)

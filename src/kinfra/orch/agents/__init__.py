@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from kinfra.domain.config import OrchestratorSettings
 from kinfra.domain.config_agent import AgentSandbox
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.errors import OrchestratorError
 from kinfra.orch.agents.base import Agent
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.orch.agents.base import (
     AgentOutcome,
     AgentProgress,

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.orch.agents.base import (
     AgentOutcome,
     AgentProgress,

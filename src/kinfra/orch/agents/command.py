@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from kinfra.domain.config import OrchestratorSettings
+from kinfra.domain.config_orch import OrchestratorSettings
 from kinfra.errors import OrchestratorError
 from kinfra.orch.agents.base import (
     AgentOutcome,
