@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kinfra.domain.config import CheckType, Profile, load_config
+from kinfra.domain.config import Profile, decode_config, load_config, parse_config
+from kinfra.domain.config_stack import CheckType
 from kinfra.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,31 +46,35 @@ def test_the_shop_example_is_valid() -> None:
     assert [c.name for c in config.checks] == ["db", "api"]
     assert config.checks[1].type is CheckType.HTTP and config.checks[1].needs == ("db",)
     assert config.mounts[0].read_only is True
-    config.check_all_sections()
 
 
 @pytest.mark.parametrize(
     ("text", "section", "needle"),
     [
+        (
+            '[[mounts]]\nservices = ["api"]\nsource = "../src"\ntarget = "/app"\n',
+            "mounts",
+            "source",
+        ),
+        ('[[checks]]\ntype = "tcp"\nport = "nope"\n', "checks", "[checks][1] port"),
+        ('[shared.models]\ntarget = "models"\nservices = ["api"]\n', "shared", "[shared.models]"),
         ('[worktree]\ncopy = ["../secrets.env"]\n', "worktree", "[worktree] copy"),
         ('[session]\ncomand = "claude"\n', "session", "[session] comand: unknown key"),
         ("[orchestrator]\nmax_turns = 0\n", "orchestrator", "[orchestrator] max_turns"),
         ('[agent]\nbase_image = "has space"\n', "agent", "[agent] base_image"),
     ],
 )
-def test_a_section_read_when_used_names_its_mistake_when_read_and_in_the_full_check(
+def test_a_listing_reads_a_section_it_does_not_show_only_when_asked_and_load_config_reads_all(
     tmp_path: Path, text: str, section: str, needle: str
 ) -> None:
     path = tmp_path / "kinfra.toml"
     path.write_text(MINIMAL + PORTS + text)
-    config = load_config(path)  # what slots and ports need is fine
-    assert config.port("api").host_port(1) == 8001
+    listing = parse_config(path, decode_config(path))  # what `kinfra ports` reads
+    assert listing.port("api").host_port(1) == 8001
     with pytest.raises(ConfigError) as caught:
-        getattr(config, section)
+        getattr(listing, section)
     assert_names(caught.value, needle)
-    with pytest.raises(ConfigError) as again:
-        config.check_all_sections()  # what `kinfra doctor` runs
-    assert again.value.message == caught.value.message
+    assert load(tmp_path, path.read_text()).message == caught.value.message
 
 
 def test_a_section_read_when_used_must_still_be_a_table(tmp_path: Path) -> None:

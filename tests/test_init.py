@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from kinfra.domain import compose_inspect
-from kinfra.domain.config import CheckType, Config, Profile, load_config
+from kinfra.domain.config import Config, Profile, load_config
+from kinfra.domain.config_stack import CheckType
 from kinfra.errors import ConfigError, KinfraError
 from kinfra.testing.gitrepo import make_repo
 from kinfra.workflows.init import init_project, write_new_file

@@ -127,20 +127,19 @@ def test_ports_lists_nothing_on_a_fresh_machine(tmp_path: Path) -> None:
     assert json.loads(ok(tmp_path, "ports", "--json")) == []
 
 
-def test_a_mistake_in_a_section_ports_do_not_use_hides_no_port_and_doctor_names_it(
+def test_a_mistake_in_a_section_listings_do_not_read_hides_nothing_and_acting_commands_refuse(
     tmp_path: Path,
 ) -> None:
     first, _, _ = two_projects_on_the_same_bases(tmp_path)
+    ok(first, "sandbox", "provision")
     with (first / "kinfra.toml").open("a") as config:
         config.write("\n[orchestrator]\nmax_turnz = 10\n")
-    commit_all(first, "a typo in [orchestrator]")
-    ok(first, "sandbox", "provision")
 
     listing = json.loads(ok(tmp_path, "ports", "--json"))
     assert {e["port"] for e in listing if e["slot"] == 1} == {24001, 25433}
+    assert len(json.loads(ok(first, "sandbox", "slots", "--json"))) == 3
 
-    doctor = kinfra(first, "doctor")
-    assert doctor.returncode == 1
-    assert doctor.stderr.splitlines()[0] == (
-        "kinfra: error: kinfra.toml: [orchestrator] max_turnz: unknown key (check its spelling)"
-    )
+    typo = "kinfra: error: kinfra.toml: [orchestrator] max_turnz: unknown key (check its spelling)"
+    for command in (["sandbox", "provision"], ["doctor"], ["sandbox", "up", "--slot", "1"]):
+        refused = kinfra(first, *command)
+        assert refused.returncode == 1 and refused.stderr.splitlines()[0] == typo

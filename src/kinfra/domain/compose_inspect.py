@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinfra.domain import compose_yaml
-from kinfra.domain.config import CheckType, CodeMount, HealthCheck, NamedPort
+from kinfra.domain.config import NamedPort
+from kinfra.domain.config_stack import CheckType, CodeMount, HealthCheck
 from kinfra.domain.port_plan import choose_base
 from kinfra.errors import InvalidNameError
 

@@ -8,7 +8,6 @@ are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,11 +22,13 @@ if TYPE_CHECKING:
     from kinfra.domain.config_agent import AgentSettings
     from kinfra.domain.config_deploy import DeployTarget
     from kinfra.domain.config_orch import OrchestratorSettings
+    from kinfra.domain.config_stack import CodeMount, HealthCheck, SharedDir
     from kinfra.domain.config_worktree import SessionSettings, WorktreeSettings
 
 CONFIG_FILE = "kinfra.toml"
-# Read when a command first needs them (``Config.later``).
-LATER_SECTIONS = ("worktree", "session", "orchestrator", "agent")
+# Read when a command first needs them (``Config.later``), in this order.
+LATER_SECTIONS = ("mounts", "checks", "shared", "worktree", "session", "orchestrator", "agent")
+_ARRAYS_OF_TABLES = ("mounts", "checks")
 
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -53,13 +54,6 @@ class OnClaim(str, Enum):
     RESET = "reset"  # restored from the project's snapshot (`kinfra sandbox snapshot`)
 
 
-class CheckType(str, Enum):
-    """What a health check probes: an HTTP URL or a TCP port."""
-
-    HTTP = "http"
-    TCP = "tcp"
-
-
 @dataclass(frozen=True)
 class NamedPort:
     """A port of [ports]: a service's container port, published at base + slot id."""
@@ -75,45 +69,12 @@ class NamedPort:
 
 
 @dataclass(frozen=True)
-class CodeMount:
-    """An entry of [[mounts]]: the checkout's code (a path in it) mounted into services."""
-
-    services: tuple[str, ...]
-    source: str  # relative to the worktree (or main checkout)
-    target: str  # path inside the container
-    read_only: bool
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """An entry of [[checks]]: one HTTP or TCP check of the startability gate."""
-
-    name: str
-    type: CheckType
-    port: str  # a NamedPort name
-    path: str  # HTTP only
-    expect: int  # HTTP status
-    timeout: float  # seconds: this check's own budget
-    needs: tuple[str, ...]  # checks that must pass first; skipped otherwise
-
-
-@dataclass(frozen=True)
 class ProfileSpec:
     """A profile of [profiles]: worker replicas, and the memory a slot of it is expected to use."""
 
     replicas: int
     memory: str  # as written: what a slot of this profile is expected to use
     memory_mb: int = 0
-
-
-@dataclass(frozen=True)
-class SharedDir:
-    """A dir of [shared.<name>]: the machine's shared data, mounted into services of every slot."""
-
-    name: str
-    target: str
-    services: tuple[str, ...]
-    read_only: bool
 
 
 @dataclass(frozen=True)
@@ -148,52 +109,68 @@ class Config:
     designs_dir: str
     test_command: str | None
     ports: tuple[NamedPort, ...]
-    mounts: tuple[CodeMount, ...]
-    checks: tuple[HealthCheck, ...]
     sandbox: SandboxSettings
     profiles: Mapping[Profile, ProfileSpec]
-    shared: tuple[SharedDir, ...]
     secrets: Mapping[str, str]
     env: Mapping[str, str] = field(default_factory=dict)
     deploy: Mapping[str, DeployTarget] = field(default_factory=dict)  # [deploy.<target>]
-    # [worktree], [session], [orchestrator] and [agent] as written: each is
-    # checked, and becomes its record, when a command first reads it. Most
-    # commands never do, and their modules and records are a good part of a
-    # command's start-up (`kinfra ports` reads every project's config).
-    # `kinfra doctor` checks them all (``check_all_sections``).
-    later: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    # The sections only some commands read, as written: [[mounts]], [[checks]],
+    # [shared], [worktree], [session], [orchestrator] and [agent]. Each is
+    # checked, and becomes its records, when first read; ``load_config``
+    # reads them all at once. A listing (`kinfra ports` reads every project's
+    # config, `kinfra sandbox slots` its own) needs none of them, and their
+    # modules and records are a good part of a command's start-up.
+    later: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def mounts(self) -> tuple[CodeMount, ...]:
+        from kinfra.domain.config_stack import parse_mounts
+
+        return parse_mounts(self._later().tables("mounts"))
+
+    @cached_property
+    def checks(self) -> tuple[HealthCheck, ...]:
+        from kinfra.domain.config_stack import parse_checks
+
+        return parse_checks(self._later().tables("checks"), {p.name for p in self.ports})
+
+    @cached_property
+    def shared(self) -> tuple[SharedDir, ...]:
+        from kinfra.domain.config_stack import parse_shared
+
+        return parse_shared(self._later().table("shared"))
 
     @cached_property
     def worktree(self) -> WorktreeSettings:
         from kinfra.domain.config_worktree import parse_worktree
 
-        return parse_worktree(self._later_table("worktree"))
+        return parse_worktree(self._later().table("worktree"))
 
     @cached_property
     def session(self) -> SessionSettings:
         from kinfra.domain.config_worktree import parse_session
 
-        return parse_session(self._later_table("session"))
+        return parse_session(self._later().table("session"))
 
     @cached_property
     def orchestrator(self) -> OrchestratorSettings:
         from kinfra.domain.config_orch import parse_orchestrator
 
-        return parse_orchestrator(self._later_table("orchestrator"))
+        return parse_orchestrator(self._later().table("orchestrator"))
 
     @cached_property
     def agent(self) -> AgentSettings:
         from kinfra.domain.config_agent import parse_agent
 
-        return parse_agent(self._later_table("agent"), self.secrets)
+        return parse_agent(self._later().table("agent"), self.secrets)
 
     def check_all_sections(self) -> None:
-        """Check the sections read only when used; raises their ConfigError."""
+        """Read every section read only when used; raises the first one's ConfigError."""
         for section in LATER_SECTIONS:
             getattr(self, section)
 
-    def _later_table(self, section: str) -> _Table:
-        return _Table(self.path, section, self.later.get(section, {}))
+    def _later(self) -> _Table:
+        return _Table(self.path, "", self.later)
 
     @property
     def root(self) -> Path:
@@ -320,6 +297,14 @@ def _describe(value: Any) -> str:
 
 
 def load_config(path: Path) -> Config:
+    """The config of ``path``, every section checked."""
+    config = parse_config(path, decode_config(path))
+    config.check_all_sections()
+    return config
+
+
+def decode_config(path: Path) -> dict[str, Any]:
+    """The TOML of ``path``, decoded but not yet checked."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -328,18 +313,22 @@ def load_config(path: Path) -> Config:
         ) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    import tomllib  # ~7 ms of start-up: not when the config cache has the file
+
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path.name}: not valid TOML: {exc}", hint=f"fix {path}") from exc
     except RecursionError as exc:
         raise ConfigError(
             f"{path.name}: not valid TOML: nested too deeply", hint=f"fix {path}"
         ) from exc
-    return parse_config(path, data)
 
 
 def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
+    """The config of decoded TOML: [project], [sandbox], [ports], [profiles],
+    [secrets], [env] and [deploy] checked now, the sections of ``LATER_SECTIONS``
+    when first read (``load_config`` reads them all)."""
     top = _Table(path, "", data)
 
     project = top.table("project", required=True)
@@ -363,14 +352,17 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
     sandbox = _parse_sandbox(top.table("sandbox"))
     ports = _parse_ports(top.table("ports"), sandbox.pool_size)
     port_names = {p.name for p in ports}
-    mounts = tuple(_parse_mount(t) for t in top.tables("mounts"))
-    checks = _parse_checks(top.tables("checks"), port_names)
     profiles = _parse_profiles(top.table("profiles"))
-    shared = _parse_shared(top.table("shared"))
     secrets = _parse_env_table(top.table("secrets"), secret=True)
     env = _parse_env_table(top.table("env"))
 
-    later = {section: top.table(section).data for section in LATER_SECTIONS}
+    # Only their shape now (a table, an array of tables); the rest when read.
+    later = {
+        section: [t.data for t in top.tables(section)]
+        if section in _ARRAYS_OF_TABLES
+        else top.table(section).data
+        for section in LATER_SECTIONS
+    }
     deploy_t = top.table("deploy")
     deploy: Mapping[str, DeployTarget] = {}
     if deploy_t.data:  # its module and records only for a project that deploys somewhere
@@ -393,11 +385,8 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> Config:
         designs_dir=designs_dir,
         test_command=test_command,
         ports=ports,
-        mounts=mounts,
-        checks=checks,
         sandbox=sandbox,
         profiles=profiles,
-        shared=shared,
         secrets=secrets,
         env=env,
         deploy=deploy,
@@ -473,59 +462,6 @@ def _parse_ports(t: _Table, pool_size: int) -> tuple[NamedPort, ...]:
     return tuple(ports)
 
 
-def _parse_mount(t: _Table) -> CodeMount:
-    services = t.str_list("services")
-    if not services:
-        raise t.error("services", "must name at least one service")
-    source = t.text("source")
-    if source.startswith("/") or ".." in Path(source).parts:
-        raise t.error("source", f"{source!r} must be a path inside the worktree")
-    target = t.text("target")
-    if not target.startswith("/"):
-        raise t.error("target", f"{target!r} must be an absolute path in the container")
-    mount = CodeMount(services, source, target, t.flag("read_only", False))
-    t.done()
-    return mount
-
-
-def _parse_checks(tables: list[_Table], port_names: set[str]) -> tuple[HealthCheck, ...]:
-    checks: list[HealthCheck] = []
-    names: set[str] = set()
-    for t in tables:
-        type_name = t.text("type")
-        try:
-            check_type = CheckType(type_name)
-        except ValueError:
-            raise t.error("type", f"expected 'http' or 'tcp', got {type_name!r}") from None
-        port = t.text("port")
-        if port not in port_names:
-            raise t.error("port", f"{port!r} is not a name under [ports]")
-        name = t.text("name", port)
-        if name in names:
-            raise t.error("name", f"duplicate check name {name!r}")
-        path = t.text("path", "/" if check_type is CheckType.HTTP else "")
-        if check_type is CheckType.HTTP and not path.startswith("/"):
-            raise t.error("path", f"{path!r} must start with '/'")
-        needs = t.str_list("needs", ())
-        for need in needs:
-            if need not in names:
-                raise t.error("needs", f"{need!r} is not a check defined before this one")
-        checks.append(
-            HealthCheck(
-                name=name,
-                type=check_type,
-                port=port,
-                path=path,
-                expect=t.integer("expect", 200, minimum=100),
-                timeout=t.number("timeout", 30),
-                needs=needs,
-            )
-        )
-        names.add(name)
-        t.done()
-    return tuple(checks)
-
-
 _DEFAULT_PROFILES = {
     Profile.LIGHT: ProfileSpec(1, "1.5 GB", 1536),
     Profile.STANDARD: ProfileSpec(2, "2.5 GB", 2560),
@@ -571,19 +507,6 @@ def _parse_profiles(t: _Table) -> Mapping[Profile, ProfileSpec]:
         )
         pt.done()
     return profiles
-
-
-def _parse_shared(t: _Table) -> tuple[SharedDir, ...]:
-    dirs = []
-    for key, st in t.subtables():
-        if not _KEY_NAME.match(key):
-            raise t.error(key, "shared dir names are lowercase letters, digits and '_'")
-        target = st.text("target")
-        if not target.startswith("/"):
-            raise st.error("target", f"{target!r} must be an absolute path in the container")
-        dirs.append(SharedDir(key, target, st.str_list("services"), st.flag("read_only", True)))
-        st.done()
-    return tuple(dirs)
 
 
 def _parse_env_table(t: _Table, secret: bool = False) -> Mapping[str, str]:

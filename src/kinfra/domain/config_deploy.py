@@ -14,7 +14,8 @@ from pathlib import Path
 
 # Package-private helpers of the main config module: one table reader, one
 # shape of [[checks]] and of [secrets] for slots and targets alike.
-from kinfra.domain.config import HealthCheck, _parse_checks, _parse_env_table, _Table
+from kinfra.domain.config import _parse_env_table, _Table
+from kinfra.domain.config_stack import HealthCheck, parse_checks
 from kinfra.errors import ConfigError
 
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -96,7 +97,7 @@ def parse_deploy(
             address=tt.text("address", None),
             wait_timeout=tt.number("wait_timeout", wait_timeout),
             secrets=_parse_env_table(tt.table("secrets"), secret=True),
-            checks=_parse_checks(tt.tables("checks"), port_names),
+            checks=parse_checks(tt.tables("checks"), port_names),
             config_file=t.file,
         )
         if target.registry is not None and not re.match(

@@ -14,8 +14,9 @@ from kinfra.adapters import secrets as secret_refs
 from kinfra.adapters.docker_engine import Container
 from kinfra.adapters.statefile import atomic_write_text
 from kinfra.domain import compose_yaml
-from kinfra.domain.config import Config, HealthCheck
+from kinfra.domain.config import Config
 from kinfra.domain.config_deploy import DeployTarget
+from kinfra.domain.config_stack import HealthCheck
 from kinfra.domain.deploy import Release, Running, rollout_override
 from kinfra.errors import ComposeError, DeployError, GitError, KinfraError
 from kinfra.workflows.deploy_engine import Engine, published_port, published_urls

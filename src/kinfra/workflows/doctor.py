@@ -26,9 +26,6 @@ from kinfra.workflows.worktrees import candidates, env_file_slot, owns_record
 
 
 def doctor(project: Project, fix: bool = False, store: RegistryStore | None = None) -> DoctorReport:
-    # The whole kinfra.toml, with the sections other commands read only when
-    # they use them: a mistake in [orchestrator] is found here, not mid-run.
-    project.config.check_all_sections()
     c = Checkup(project, store or RegistryStore(), fix)
     _look(c)
     # Interrupted runs first: finishing one changes claims and worktrees,

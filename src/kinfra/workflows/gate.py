@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from kinfra.adapters import compose, netcheck
-from kinfra.domain.config import CheckType, Config, HealthCheck
+from kinfra.domain.config import Config
+from kinfra.domain.config_stack import CheckType, HealthCheck
 from kinfra.domain.slot import Slot
 
 

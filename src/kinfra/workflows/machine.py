@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kinfra.adapters.config_cache import cached_configs
 from kinfra.adapters.registry import Registry
-from kinfra.domain.config import CONFIG_FILE, Config, load_config
+from kinfra.domain.config import CONFIG_FILE, Config
 from kinfra.domain.slot import LOCAL_PROD_SLOT
 from kinfra.errors import KinfraError
 from kinfra.project import slots_of
@@ -32,16 +33,17 @@ def load_projects(registry: Registry, skip: str | None = None) -> MachineProject
     checkout or config is gone is listed in ``unreadable``, never an error:
     one broken clone must not stop work on every other project."""
     found = MachineProjects()
-    for name, record in sorted(registry.projects.items()):
-        if name == skip:
-            continue
-        path = record.root / CONFIG_FILE
-        if record.local_prod is not None and not path.is_file():
-            path = record.local_prod.clone / CONFIG_FILE
-        try:
-            found.configs[name] = load_config(path)
-        except KinfraError as exc:
-            found.unreadable[name] = exc.message
+    with cached_configs() as read:
+        for name, record in sorted(registry.projects.items()):
+            if name == skip:
+                continue
+            path = record.root / CONFIG_FILE
+            if record.local_prod is not None and not path.is_file():
+                path = record.local_prod.clone / CONFIG_FILE
+            try:
+                found.configs[name] = read(path)
+            except KinfraError as exc:
+                found.unreadable[name] = exc.message
     return found
 
 

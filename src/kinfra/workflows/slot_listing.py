@@ -22,5 +22,5 @@ def list_slots_here() -> tuple[Project, SlotListing]:
     from kinfra.project import find_project
     from kinfra.workflows.pool import list_slots
 
-    project = find_project()
+    project = find_project(whole_config=False)
     return project, list_slots(project, live=live)
