@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kinfra.domain.config import CONFIG_FILE, Config, Profile
+from kinfra.domain.config import CONFIG_FILE, Config, Profile, load_config
 from kinfra.domain.slot import Slot, plan_slot
 from kinfra.errors import NotInProjectError
 from kinfra.paths import project_home
@@ -54,10 +54,10 @@ def find_project(cwd: Path | None = None, *, whole_config: bool = True) -> Proje
     """The project of the repository containing ``cwd`` (default: the current dir).
 
     The config is always read from the main checkout, so every worktree of a
-    project sees the same ports and pool, whatever branch it is on. Every
-    section of it is checked before the command does anything, unless
-    ``whole_config`` is False: a listing, which reads only what it shows
-    (the rest is checked if it is ever read).
+    project sees the same ports and pool, whatever branch it is on. A command
+    that acts reads the file itself and checks every section before it does
+    anything. A listing (``whole_config`` False) reads it through the config
+    cache and checks only what it shows (the rest, if it is ever read).
     """
     from kinfra.adapters import git  # `kinfra ports` and the like need no git
 
@@ -70,10 +70,11 @@ def find_project(cwd: Path | None = None, *, whole_config: bool = True) -> Proje
             f"no {CONFIG_FILE} in {root}",
             hint="run `kinfra init` at the repository root to create one",
         )
-    from kinfra.adapters.config_cache import cached_configs
-
-    with cached_configs() as read:
-        config = read(path)
     if whole_config:
-        config.check_all_sections()
+        config = load_config(path)
+    else:
+        from kinfra.adapters.config_cache import cached_configs
+
+        with cached_configs() as read:
+            config = read(path)
     return Project(config=config, root=root, here=here)

@@ -1,16 +1,18 @@
 """kinfra.toml files, read through a cache of their decoded TOML.
 
-`kinfra ports` reads the kinfra.toml of every project on the machine and
-`kinfra sandbox slots` its own; importing tomllib alone costs more than
-either command's own work (~7 ms). The decoded tables are kept in
-``$KINFRA_HOME/config-cache.json``, each under the file's path and identity
-(size, modification and change times, inode, device): any write to the file,
-or another file in its place, makes kinfra decode it afresh. The checks of
-``parse_config`` run on every read, cached or not.
+The listings read it: `kinfra ports` the kinfra.toml of every project on the
+machine, `kinfra sandbox slots` and `kinfra worktrees` their own, and
+importing tomllib alone costs more than a listing's own work (~7 ms). A
+command that acts reads its own kinfra.toml itself (``load_config``).
 
-The cache is only ever a shortcut: missing, unreadable or corrupt, it is
-ignored and written again; a failed write is ignored. It is private (0600),
-since a config may hold a secret itself.
+The decoded tables are kept in ``$KINFRA_HOME/config-cache.json``, each under
+the file's path and identity (size, modification and change times, inode,
+device): any write to the file, or another file in its place, makes kinfra
+decode it afresh. The checks of ``parse_config`` run on every read, cached
+or not. The cache is only ever a shortcut: missing, unreadable or corrupt,
+it is ignored and written again; a failed write is ignored; without a
+$KINFRA_HOME nothing is written. It is private (0600), since a config may
+hold a secret itself.
 """
 
 from __future__ import annotations

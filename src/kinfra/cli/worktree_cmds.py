@@ -132,7 +132,7 @@ def worktrees_command(json_output: bool) -> None:
     from kinfra.project import find_project
     from kinfra.workflows.worktree_list import list_worktrees
 
-    views = list_worktrees(find_project())
+    views = list_worktrees(find_project(whole_config=False))
     if json_output:
         render.print_json(
             [
