@@ -113,7 +113,7 @@ def down_command(slot: int | None, volumes: bool) -> None:
 def status_command(slot: int | None, json_output: bool) -> None:
     """Show a slot's containers, their health, and its URLs."""
     from kinfra.project import find_project
-    from kinfra.workflows.pool import slot_status
+    from kinfra.workflows.slot_status import slot_status
 
     project = find_project()
     report = slot_status(project, _target_slot(project, slot))

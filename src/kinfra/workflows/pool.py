@@ -1,5 +1,5 @@
-"""The light side of the pool: stopping a slot, one slot's status, and the
-listing of every slot with the status Docker reports now.
+"""The light side of the pool: stopping a slot, and the listing of every
+slot with the status Docker reports now (one slot's: ``slot_status``).
 
 Kept apart from ``workflows.start`` (gate, secrets, compose YAML) so that
 `kinfra sandbox slots`, `kinfra done` and `kinfra sandbox down`, run often
@@ -154,27 +154,6 @@ def _usage_or_nothing(compose_projects: list[str]) -> dict[str, float]:
         return compose.memory_usage(compose_projects)
     except (DockerUnavailableError, ComposeError):
         return {}
-
-
-@dataclass(frozen=True)
-class SlotStatusReport:
-    """One slot and its containers (`kinfra sandbox status`)."""
-
-    slot: Slot
-    record: SlotRecord
-    containers: list[compose.ContainerState]
-
-    @property
-    def state(self) -> str:
-        return compose.stack_state(self.containers)
-
-
-def slot_status(
-    project: Project, slot_id: int, store: RegistryStore | None = None
-) -> SlotStatusReport:
-    record = (store or RegistryStore()).load().require_project(project.name).slot(slot_id)
-    slot = project.slot(slot_id)
-    return SlotStatusReport(slot, record, compose.ps(slot.compose_project))
 
 
 def ports_in_effect(slot: Slot) -> dict[str, int] | None:
