@@ -15,16 +15,21 @@ from kinfra.errors import ConfigError
 CONFIG = '[project]\nname = "app"\n\n[sandbox]\npool_size = {pool}\n'
 
 
+@pytest.fixture
+def path(tmp_path: Path, kinfra_home: Path) -> Path:
+    """Where the test writes its kinfra.toml, with a $KINFRA_HOME to cache in."""
+    kinfra_home.mkdir()
+    return tmp_path / "kinfra.toml"
+
+
 def read(path: Path) -> int:
     with cached_configs() as reader:
         return reader(path).sandbox.pool_size
 
 
 def test_a_read_is_cached_privately_and_a_change_of_the_same_size_is_seen(
-    tmp_path: Path, kinfra_home: Path
+    tmp_path: Path, path: Path
 ) -> None:
-    kinfra_home.mkdir()
-    path = tmp_path / "kinfra.toml"
     path.write_text(CONFIG.format(pool=3))
     assert read(path) == 3
     entries = json.loads(cache_path().read_text())["entries"]
@@ -42,11 +47,7 @@ def test_a_read_is_cached_privately_and_a_change_of_the_same_size_is_seen(
     assert read(path) == 5
 
 
-def test_a_corrupt_or_foreign_cache_is_ignored_and_written_again(
-    tmp_path: Path, kinfra_home: Path
-) -> None:
-    kinfra_home.mkdir()
-    path = tmp_path / "kinfra.toml"
+def test_a_corrupt_or_foreign_cache_is_ignored_and_written_again(path: Path) -> None:
     path.write_text(CONFIG.format(pool=2))
     for junk in ("{not json", '{"version": 99, "entries": {}}', '{"version": 1, "entries": 7}'):
         cache_path().write_text(junk)
@@ -54,9 +55,7 @@ def test_a_corrupt_or_foreign_cache_is_ignored_and_written_again(
         assert json.loads(cache_path().read_text())["version"] == 1
 
 
-def test_a_cached_config_is_checked_on_every_read(tmp_path: Path, kinfra_home: Path) -> None:
-    kinfra_home.mkdir()
-    path = tmp_path / "kinfra.toml"
+def test_a_cached_config_is_checked_on_every_read(path: Path) -> None:
     path.write_text(CONFIG.format(pool=0))
     for _ in range(2):
         with pytest.raises(ConfigError, match=r"\[sandbox\] pool_size: must be at least 1"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kinfra.domain.memory import parse_size
 from kinfra.errors import ConfigError
@@ -187,6 +187,7 @@ class Config:
 # --- reading -------------------------------------------------------------------
 
 _REQUIRED: Any = object()
+EnumT = TypeVar("EnumT", bound=Enum)
 
 
 class _Table:
@@ -235,6 +236,16 @@ class _Table:
         if value is not None and value <= 0:
             raise self.error(key, f"must be positive, got {value}")
         return float(value) if value is not None else None
+
+    def choice(self, key: str, default: EnumT) -> EnumT:
+        """One of an enum's values, ``default`` when the key is left out."""
+        value = self.text(key, default.value)
+        try:
+            return type(default)(value)
+        except ValueError:
+            names = [repr(member.value) for member in type(default)]
+            expected = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+            raise self.error(key, f"expected {expected}, got {value!r}") from None
 
     def flag(self, key: str, default: Any = _REQUIRED) -> Any:
         return self._get(key, default, bool, "true or false")
@@ -426,7 +437,7 @@ def _parse_sandbox(t: _Table) -> SandboxSettings:
         workers=t.str_list("workers", ()),
         wait_timeout=t.number("wait_timeout", 120),
         memory_budget_mb=_memory(t, "memory_budget", None),
-        on_claim=_on_claim(t),
+        on_claim=t.choice("on_claim", OnClaim.KEEP),
     )
     t.done()
     return settings
@@ -481,14 +492,6 @@ def _memory(t: _Table, key: str, default: str | None) -> int | None:
     if megabytes <= 0:
         raise t.error(key, f"must be more than zero, got {text!r}")
     return megabytes
-
-
-def _on_claim(t: _Table) -> OnClaim:
-    value = t.text("on_claim", OnClaim.KEEP.value)
-    try:
-        return OnClaim(value)
-    except ValueError:
-        raise t.error("on_claim", f"expected 'keep' or 'reset', got {value!r}") from None
 
 
 def _parse_profiles(t: _Table) -> Mapping[Profile, ProfileSpec]:

@@ -51,16 +51,8 @@ def parse_orchestrator(t: _Table) -> OrchestratorSettings:
         skip_permissions=t.flag("skip_permissions", False),
         command=t.str_list("command", ()),
         prompt_via=prompt_via,
-        sandbox=_sandbox(t),
+        sandbox=t.choice("sandbox", AgentSandbox.HOST),
         policy=parse_policy(t),
     )
     t.done()
     return settings
-
-
-def _sandbox(t: _Table) -> AgentSandbox:
-    value = t.text("sandbox", AgentSandbox.HOST.value)
-    try:
-        return AgentSandbox(value)
-    except ValueError:
-        raise t.error("sandbox", f"expected 'host' or 'container', got {value!r}") from None
