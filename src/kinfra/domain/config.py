@@ -100,7 +100,7 @@ class SandboxSettings:
 
 @dataclass(frozen=True)
 class Config:
-    """A project's kinfra.toml, parsed and validated."""
+    """A project's kinfra.toml, parsed and validated (the sections of ``later`` when first read)."""
 
     path: Path  # the kinfra.toml this came from
     name: str
