@@ -78,3 +78,22 @@ def test_files_gone_leave_the_cache_and_a_missing_home_is_not_created(
     path.write_text(CONFIG.format(pool=3))
     assert read(path) == 3
     assert list(json.loads(cache_path().read_text())["entries"]) == [str(path)]
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        '[secrets]\nDB_PASSWORD = "literal-Pa55"\n',
+        '[deploy.nas]\ncontext = "nas"\n\n[deploy.nas.secrets]\nDB_PASSWORD = "literal-Pa55"\n',
+    ],
+)
+def test_a_config_naming_secrets_is_never_written_to_the_cache(path: Path, secrets: str) -> None:
+    other = path.with_name("other.toml")
+    other.write_text(CONFIG.format(pool=3))
+    path.write_text(CONFIG.format(pool=2) + secrets)
+    with cached_configs() as reader:
+        assert reader(path).sandbox.pool_size == 2
+        assert reader(other).sandbox.pool_size == 3  # so that the cache is written
+    text = cache_path().read_text()
+    assert "literal-Pa55" not in text
+    assert list(json.loads(text)["entries"]) == [str(other)]

@@ -1,9 +1,9 @@
 """kinfra.toml files, read through a cache of their decoded TOML.
 
-The listings read it: `kinfra ports` the kinfra.toml of every project on the
-machine, `kinfra sandbox slots` and `kinfra worktrees` their own, and
-importing tomllib alone costs more than a listing's own work (~7 ms). A
-command that acts reads its own kinfra.toml itself (``load_config``).
+Only the listings use it: `kinfra ports` reads the kinfra.toml of every
+project on the machine, `kinfra sandbox slots` and `kinfra worktrees` their
+own, and importing tomllib alone costs more than a listing's own work
+(~7 ms). Every other command reads the files themselves.
 
 The decoded tables are kept in ``$KINFRA_HOME/config-cache.json``, each under
 the file's path and identity (size, modification and change times, inode,
@@ -11,8 +11,9 @@ device): any write to the file, or another file in its place, makes kinfra
 decode it afresh. The checks of ``parse_config`` run on every read, cached
 or not. The cache is only ever a shortcut: missing, unreadable or corrupt,
 it is ignored and written again; a failed write is ignored; without a
-$KINFRA_HOME nothing is written. It is private (0600), since a config may
-hold a secret itself.
+$KINFRA_HOME nothing is written. A file with a ``[secrets]`` table (or a
+deploy target's) is never kept, since a value there may be the secret
+itself; the cache is private (0600) all the same.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def cached_configs() -> Iterator[Callable[[Path], Config]]:
             if isinstance(data, dict):
                 return parse_config(path, data)
         data = decode_config(path)
-        if identity is not None:
+        if identity is not None and not _holds_secrets(data):
             fresh[key] = {"id": identity, "toml": data}
         return parse_config(path, data)
 
@@ -62,6 +63,17 @@ def cached_configs() -> Iterator[Callable[[Path], Config]]:
     finally:  # a broken config's TOML too: it is checked again on every read
         if fresh:
             _save({**entries, **fresh})
+
+
+def _holds_secrets(data: dict[str, Any]) -> bool:
+    """Whether the file names any secret: a [secrets] value may be the secret
+    itself, and kinfra writes secrets nowhere but a running slot's
+    ``.env.secrets``. Such a file is decoded afresh at every read."""
+    targets = data.get("deploy")
+    tables = [data.get("secrets")]
+    if isinstance(targets, dict):
+        tables += [t.get("secrets") for t in targets.values() if isinstance(t, dict)]
+    return any(table for table in tables)
 
 
 def _identity(path: Path) -> list[int] | None:

@@ -9,12 +9,14 @@ pool size, provisioned or not, so that growing a pool never collides.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kinfra.adapters.config_cache import cached_configs
 from kinfra.adapters.registry import Registry
-from kinfra.domain.config import CONFIG_FILE, Config
+from kinfra.domain.config import CONFIG_FILE, Config, decode_config, parse_config
 from kinfra.domain.slot import LOCAL_PROD_SLOT
 from kinfra.errors import KinfraError
 from kinfra.project import slots_of
@@ -28,12 +30,17 @@ class MachineProjects:
     unreadable: dict[str, str] = field(default_factory=dict)  # name -> why
 
 
-def load_projects(registry: Registry, skip: str | None = None) -> MachineProjects:
+def load_projects(
+    registry: Registry, skip: str | None = None, *, listing: bool = False
+) -> MachineProjects:
     """The config of every registered project but ``skip``. A project whose
     checkout or config is gone is listed in ``unreadable``, never an error:
-    one broken clone must not stop work on every other project."""
+    one broken clone must not stop work on every other project. Each config
+    is checked as far as ports and budgets need (``parse_config``); a listing
+    reads the files through the config cache."""
     found = MachineProjects()
-    with cached_configs() as read:
+    reader = cached_configs() if listing else contextlib.nullcontext(_read_config)
+    with reader as read:
         for name, record in sorted(registry.projects.items()):
             if name == skip:
                 continue
@@ -45,6 +52,10 @@ def load_projects(registry: Registry, skip: str | None = None) -> MachineProject
             except KinfraError as exc:
                 found.unreadable[name] = exc.message
     return found
+
+
+def _read_config(path: Path) -> Config:
+    return parse_config(path, decode_config(path))
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ class PortsReport:
 
 def machine_ports(registry: Registry, probe: Callable[[int, str], bool] = listening) -> PortsReport:
     """`kinfra ports`: the machine's port map, with what listens now."""
-    projects = load_projects(registry)
+    projects = load_projects(registry, listing=True)
     entries = port_map(registry, projects)
     notes = [f"{n}: ports unknown ({why})" for n, why in projects.unreadable.items()]
     return PortsReport(entries, frozenset(e for e in entries if probe(e.port, e.host)), notes)
