@@ -8,16 +8,11 @@ Read when a command first needs them (``Config.mounts``, ``.checks``,
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from kinfra.domain.config import _Table
-
-_KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+from kinfra.domain.config import _KEY_NAME, _Table
 
 
 class CheckType(str, Enum):
