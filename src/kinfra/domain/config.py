@@ -307,10 +307,12 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def load_config(path: Path) -> Config:
-    """The config of ``path``, every section checked."""
+def load_config(path: Path, *, all_sections: bool = True) -> Config:
+    """The config of ``path``, every section checked (``all_sections`` False:
+    those of ``LATER_SECTIONS`` when first read, as ``parse_config``)."""
     config = parse_config(path, decode_config(path))
-    config.check_all_sections()
+    if all_sections:
+        config.check_all_sections()
     return config
 
 

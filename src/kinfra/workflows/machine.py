@@ -10,13 +10,13 @@ pool size, provisioned or not, so that growing a pool never collides.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kinfra.adapters.config_cache import cached_configs
 from kinfra.adapters.registry import Registry
-from kinfra.domain.config import CONFIG_FILE, Config, decode_config, parse_config
+from kinfra.domain.config import CONFIG_FILE, Config, load_config
 from kinfra.domain.slot import LOCAL_PROD_SLOT
 from kinfra.errors import KinfraError
 from kinfra.project import slots_of
@@ -39,7 +39,8 @@ def load_projects(
     is checked as far as ports and budgets need (``parse_config``); a listing
     reads the files through the config cache."""
     found = MachineProjects()
-    reader = cached_configs() if listing else contextlib.nullcontext(_read_config)
+    direct = functools.partial(load_config, all_sections=False)
+    reader = cached_configs() if listing else contextlib.nullcontext(direct)
     with reader as read:
         for name, record in sorted(registry.projects.items()):
             if name == skip:
@@ -52,10 +53,6 @@ def load_projects(
             except KinfraError as exc:
                 found.unreadable[name] = exc.message
     return found
-
-
-def _read_config(path: Path) -> Config:
-    return parse_config(path, decode_config(path))
 
 
 @dataclass(frozen=True)
